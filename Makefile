@@ -1,0 +1,36 @@
+# Every target runs in .venv, which the first `make` creates and fills from pyproject.toml (needs python3 only).
+PY = .venv/bin/python
+VENV_STAMP = .venv/.installed
+FIGURES = fig1a fig1b fig2a fig2b
+
+.PHONY: demo paper test figures bench lint
+
+# Re-installs only when pyproject.toml is newer than the stamp; otherwise a no-op.
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet "pip>=21.3"  # editable installs from pyproject.toml need pip >= 21.3
+	$(PY) -m pip install -e .
+	touch $@
+
+# Sigmoid attention: smoke-sized versions of every synthetic figure, in minutes on a CPU.
+demo: $(VENV_STAMP)
+	for f in $(FIGURES); do $(PY) -m sigmoid_attention.synthetic --config sigmoid_attention/configs/$${f}_smoke.yaml || exit 1; done
+	$(PY) -m sigmoid_attention.figures variant=smoke
+
+# Sigmoid attention: the paper-sized synthetic figures (hours on a CPU; see slurm/README.md for a cluster).
+paper: $(VENV_STAMP)
+	for f in $(FIGURES); do $(PY) -m sigmoid_attention.synthetic --config sigmoid_attention/configs/$${f}.yaml || exit 1; done
+	$(PY) -m sigmoid_attention.figures variant=paper
+
+test: $(VENV_STAMP)
+	$(PY) -m pytest -q --durations=10
+
+figures: $(VENV_STAMP)
+	$(PY) -m sigmoid_attention.figures variant=paper
+
+bench: $(VENV_STAMP)
+	$(PY) -m benchmarks.sigmoid_attention_grid
+
+lint: $(VENV_STAMP)
+	@test -x .venv/bin/ruff || { echo "ruff is not in .venv: run  .venv/bin/pip install -e '.[dev]'" >&2; exit 1; }
+	.venv/bin/ruff check .

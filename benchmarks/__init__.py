@@ -1,0 +1,1 @@
+"""Performance measurements (not tests): ratios against baselines, written to results/."""

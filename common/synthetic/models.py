@@ -1,0 +1,196 @@
+"""Batched mixture-of-experts regression models f_G(x) = sum_i gate_i(x) * expert(x; eta_i).
+
+Every function here works on a whole sweep of independent fits at once: parameters are a tensor
+``theta`` of shape (R, N, P) -- R replicates, N atoms (experts), P parameters per atom -- and inputs are
+(R, n, d). One atom's parameter vector is the concatenation of named blocks, gate blocks first:
+
+    quadratic_polynomial score  s(x) = x^T A x + b^T x + c      blocks A, b, c   (QG Eq. (10), SG Eq. (5))
+    quadratic_monomial score    s(x) = x^T A x + c              blocks A, c      (QG Eq. (22), SG Eq. (48))
+    expert                      E(x) = phi(alpha^T x + beta)    blocks alpha, beta
+
+A is symmetric (only sym(A) is seen by x^T A x, spec Sec. 2.3-3) and stored as its d(d+1)/2 upper-triangular
+entries; ``blocks`` expands it back to the full matrix so that distances are Frobenius norms.
+Gates: ``softmax`` normalises the scores over atoms, ``sigmoid`` does not (SG Eq. (5)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+
+GATES = ("softmax", "sigmoid")
+SCORES = ("quadratic_polynomial", "quadratic_monomial")
+EXPERTS = ("linear", "relu", "gelu", "polynomial")
+
+_ACTIVATIONS = {  # name -> (phi(z), phi'(z)) for E(x) = phi(alpha^T x + beta)
+    "linear": (lambda z, p: z, lambda z, p: torch.ones_like(z)),
+    "relu": (lambda z, p: F.relu(z), lambda z, p: (z > 0).to(z)),
+    "gelu": (
+        lambda z, p: F.gelu(z),
+        lambda z, p: (
+            0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+        ),
+    ),
+    "polynomial": (lambda z, p: z**p, lambda z, p: p * z ** (p - 1)),
+}
+
+
+def gate_mass(gate: str, c: torch.Tensor) -> torch.Tensor:
+    """Mass of an atom in the mixing measure: exp(c) for softmax gating, sigmoid(c) for sigmoid gating."""
+    return torch.exp(c) if gate == "softmax" else torch.sigmoid(c)
+
+
+def gate_mass_inverse(gate: str, mass: torch.Tensor) -> torch.Tensor:
+    """The constant c whose mass is ``mass`` (inverse of ``gate_mass``)."""
+    return torch.log(mass) if gate == "softmax" else torch.logit(mass)
+
+
+@dataclass(frozen=True)
+class MixtureOfExperts:
+    """A gate/score/expert family of scalar-output MoE regression models with ``num_atoms`` atoms in R^dim."""
+
+    gate: str
+    score: str
+    expert: str
+    dim: int
+    num_atoms: int
+    expert_degree: int = 1  # p of the polynomial expert (alpha^T x + beta)^p
+
+    def __post_init__(self):
+        for field, value, allowed in (
+            ("gate", self.gate, GATES),
+            ("score", self.score, SCORES),
+            ("expert", self.expert, EXPERTS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{field} = {value!r} is not allowed: choose one of {', '.join(allowed)}")
+
+    # --- parameter layout -------------------------------------------------------------------------
+    @cached_property
+    def block_sizes(self) -> dict[str, int]:
+        """Ordered name -> size of the stored blocks of one atom (gate blocks first, then expert blocks)."""
+        d = self.dim
+        sizes = {"A": d * (d + 1) // 2}
+        if self.score == "quadratic_polynomial":
+            sizes["b"] = d
+        sizes |= {"c": 1, "alpha": d, "beta": 1}
+        return sizes
+
+    @cached_property
+    def block_slices(self) -> dict[str, slice]:
+        out, start = {}, 0
+        for name, size in self.block_sizes.items():
+            out[name] = slice(start, start + size)
+            start += size
+        return out
+
+    @property
+    def params_per_atom(self) -> int:
+        return sum(self.block_sizes.values())
+
+    @property
+    def gate_size(self) -> int:
+        return self.block_slices["c"].stop
+
+    @cached_property
+    def _triu(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(torch.triu_indices(self.dim, self.dim))
+
+    @cached_property
+    def _full_from_triu(self) -> torch.Tensor:
+        """(d*d,) index into the triangular vector for every entry of the full symmetric matrix."""
+        rows, cols = self._triu
+        index = torch.empty(self.dim, self.dim, dtype=torch.long)
+        index[rows, cols] = torch.arange(len(rows))
+        index[cols, rows] = torch.arange(len(rows))
+        return index.flatten()
+
+    def symmetric_to_triu(self, A: torch.Tensor) -> torch.Tensor:
+        """(..., d, d) -> (..., d(d+1)/2): the stored form of sym(A)."""
+        A = 0.5 * (A + A.transpose(-1, -2))
+        rows, cols = self._triu
+        return A[..., rows, cols]
+
+    def blocks(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named parameter blocks of (..., N, P) parameters; A as the flattened full matrix (..., N, d*d).
+
+        Also ``eta`` = (alpha, beta), the expert parameter of the papers.
+        """
+        out = {name: theta[..., s] for name, s in self.block_slices.items()}
+        out["A"] = out["A"][..., self._full_from_triu]
+        out["eta"] = torch.cat([out["alpha"], out["beta"]], dim=-1)
+        return out
+
+    def pack(self, blocks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Inverse of ``blocks`` for the stored blocks, with A given as (..., N, d, d)."""
+        parts = [
+            self.symmetric_to_triu(blocks[name]) if name == "A" else blocks[name] for name in self.block_sizes
+        ]
+        return torch.cat(parts, dim=-1)
+
+    # --- features and forward ---------------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Design matrices of the score and the expert for inputs x (..., n, d).
+
+        Score features [x_i x_j (doubled off the diagonal, i <= j), x (polynomial score only), 1] so that
+        score = features @ gate-params; expert features [x, 1] so that pre-activation = features @ (alpha, beta).
+        """
+        rows, cols = self._triu
+        quad = x[..., rows] * x[..., cols] * torch.where(rows == cols, 1.0, 2.0).to(x)
+        ones = torch.ones_like(x[..., :1])
+        linear = [x] if self.score == "quadratic_polynomial" else []
+        return torch.cat([quad, *linear, ones], dim=-1), torch.cat([x, ones], dim=-1)
+
+    def gates(self, theta: torch.Tensor, score_features: torch.Tensor) -> torch.Tensor:
+        """Gate values (R, n, N) of parameters (R, N, P) on score features (R, n, q)."""
+        scores = score_features @ theta[..., : self.gate_size].transpose(-1, -2)  # (R, n, N)
+        return torch.softmax(scores, dim=-1) if self.gate == "softmax" else torch.sigmoid(scores)
+
+    def experts(self, theta: torch.Tensor, expert_features: torch.Tensor) -> torch.Tensor:
+        """Expert outputs (R, n, N) of parameters (R, N, P) on expert features (R, n, d+1)."""
+        pre = expert_features @ theta[..., self.gate_size :].transpose(-1, -2)  # (R, n, N)
+        return _ACTIVATIONS[self.expert][0](pre, self.expert_degree)
+
+    def predict(self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """f_G(x) (R, n) for parameters (R, N, P) and ``features(x)``."""
+        score_features, expert_features = features
+        return (self.gates(theta, score_features) * self.experts(theta, expert_features)).sum(-1)
+
+    def jacobian(
+        self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """f_G(x) (R, n) and its Jacobian d f / d theta (R, n, N, P), analytically.
+
+        d f / d s_i = sigmoid'(s_i) E_i (sigmoid gate) or g_i (E_i - f) (softmax gate), d f / d z_i = g_i phi'(z_i);
+        the chain rule through the linear score and pre-activation gives features x those weights.
+        """
+        score_features, expert_features = features
+        scores = score_features @ theta[..., : self.gate_size].transpose(-1, -2)  # (R, n, N)
+        pre = expert_features @ theta[..., self.gate_size :].transpose(-1, -2)  # (R, n, N)
+        phi, dphi = _ACTIVATIONS[self.expert]
+        experts = phi(pre, self.expert_degree)
+        if self.gate == "softmax":
+            gates = torch.softmax(scores, dim=-1)
+            f = (gates * experts).sum(-1)
+            d_score = gates * (experts - f[..., None])
+        else:
+            gates = torch.sigmoid(scores)
+            f = (gates * experts).sum(-1)
+            d_score = gates * (1 - gates) * experts
+        d_pre = gates * dphi(pre, self.expert_degree)
+        jac = torch.cat(
+            [
+                score_features[..., None, :] * d_score[..., None],
+                expert_features[..., None, :] * d_pre[..., None],
+            ],
+            dim=-1,
+        )  # (R, n, N, P)
+        return f, jac
+
+    def with_atoms(self, num_atoms: int) -> MixtureOfExperts:
+        """The same family with another number of atoms (e.g. the over-specified fit of a true model)."""
+        return MixtureOfExperts(self.gate, self.score, self.expert, self.dim, num_atoms, self.expert_degree)

@@ -1,0 +1,156 @@
+"""Ground truths, data and near-truth initialisations of the synthetic rate experiments.
+
+Inputs, noise and truth draws follow the sigmoid paper's App. E (spec Sec. 4.6); the gauges and the
+initialisation follow spec Sec. 2.3 and 2.5.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from common.synthetic.models import MixtureOfExperts, gate_mass, gate_mass_inverse
+
+
+def make_generator(seed: int, *keys: int | str) -> torch.Generator:
+    """A torch generator whose stream is fixed by (seed, *keys), independent across different keys."""
+    words = [seed] + [k if isinstance(k, int) else int.from_bytes(k.encode(), "little") % 2**32 for k in keys]
+    state = np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
+def softmax_reference_gauge(
+    model: MixtureOfExperts, theta: torch.Tensor, reference: int = -1
+) -> torch.Tensor:
+    """Subtract the reference atom's gating parameters from every atom (spec Sec. 2.3-1).
+
+    Softmax gating is invariant to adding the same (A, b, c) to every atom; after this gauge the reference
+    atom has zero gating parameters, as QG App. E and SM (A.3) assume. f_G is unchanged.
+    """
+    theta = theta.clone()
+    gate = slice(0, model.gate_size)
+    theta[..., gate] -= theta[..., reference : (reference + 1) or None, gate]
+    return theta
+
+
+def cell_distances(
+    model: MixtureOfExperts, theta: torch.Tensor, other: torch.Tensor, cell_blocks: Sequence[str]
+) -> torch.Tensor:
+    """Euclidean distances (..., N, M) between atoms of theta (..., N, P) and other (..., M, P) on cell blocks."""
+    a, b = model.blocks(theta), model.blocks(other)
+    u = torch.cat([a[name] for name in cell_blocks], dim=-1)
+    v = torch.cat([b[name] for name in cell_blocks], dim=-1)
+    return torch.cdist(u, v)
+
+
+def sample_ground_truth(
+    model: MixtureOfExperts,
+    *,
+    seed: int,
+    gate_variance: float,
+    expert_variance: float,
+    zero_gate_atoms: Sequence[int] = (),
+    min_separation: float = 0.5,
+    max_tries: int = 1000,
+) -> torch.Tensor:
+    """Draw true parameters (N*, P) as SG App. E: every entry i.i.d. N(0, variance), drawn once.
+
+    Gating parameters (A, b, c) have ``gate_variance``, expert parameters (alpha, beta) ``expert_variance``;
+    atoms in ``zero_gate_atoms`` get (A, b, c) = 0 (the sparse regime). A is symmetrised and softmax
+    truths are re-expressed with the last atom as zero reference; neither changes f_G*. Draws are repeated
+    until all atoms are at least ``min_separation`` apart in the cell metric (spec Sec. 2.2).
+    """
+    generator = make_generator(seed, "truth")
+    d, num = model.dim, model.num_atoms
+    for _ in range(max_tries):
+
+        def draw(*shape, variance):
+            return torch.randn(*shape, generator=generator, dtype=torch.float64) * math.sqrt(variance)
+
+        blocks = {
+            "A": draw(num, d, d, variance=gate_variance),
+            "b": draw(num, d, variance=gate_variance),
+            "c": draw(num, 1, variance=gate_variance),
+            "alpha": draw(num, d, variance=expert_variance),
+            "beta": draw(num, 1, variance=expert_variance),
+        }
+        for name in ("A", "b", "c"):
+            blocks[name][list(zero_gate_atoms)] = 0.0
+        theta = model.pack(blocks)
+        if model.gate == "softmax":
+            theta = softmax_reference_gauge(model, theta)
+        distances = cell_distances(model, theta, theta, cell_blocks(model))
+        distances.fill_diagonal_(math.inf)
+        if distances.min() >= min_separation:
+            return theta
+    raise RuntimeError(f"no ground truth with min_separation={min_separation} in {max_tries} draws")
+
+
+def cell_blocks(model: MixtureOfExperts) -> tuple[str, ...]:
+    """The atom location used for Voronoi cells: (A, b, eta), or (A, eta) for the monomial score."""
+    return tuple(name for name in ("A", "b", "eta") if name == "eta" or name in model.block_sizes)
+
+
+def sample_data(
+    model: MixtureOfExperts,
+    theta_true: torch.Tensor,
+    n: int,
+    noise_variance: float,
+    generators: Sequence[torch.Generator],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One data set per generator: X ~ Uniform([-1, 1]^d) (SG Eq. (81)), Y = f_G*(X) + N(0, nu) (Eq. (82)).
+
+    Returns x (R, n, d) and y (R, n).
+    """
+    x = torch.stack([torch.rand(n, model.dim, generator=g, dtype=torch.float64) * 2 - 1 for g in generators])
+    noise = torch.stack([torch.randn(n, generator=g, dtype=torch.float64) for g in generators])
+    f = model.predict(theta_true.expand(len(generators), -1, -1), model.features(x))
+    return x, f + math.sqrt(noise_variance) * noise
+
+
+def initial_atom_sources(num_true: int, num_atoms: int, over_specified_atom: int) -> list[int]:
+    """Which true atom each fitted atom starts at: one per true atom, extras copy ``over_specified_atom``."""
+    return list(range(num_true)) + [over_specified_atom] * (num_atoms - num_true)
+
+
+def initialise_near_truth(
+    model: MixtureOfExperts,
+    theta_true: torch.Tensor,
+    *,
+    num_atoms: int,
+    over_specified_atom: int,
+    scale: float,
+    generators: Sequence[torch.Generator],
+    fixed_gate_atom: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial parameters (R, N, P) near the truth, and the mask (N, P) of parameters that are fitted.
+
+    Spec Sec. 2.5: fitted atom i starts at its source true atom plus N(0, s^2) noise per entry, with
+    s = ``scale`` x RMS of that true block (floor 0.01). The m fitted atoms sharing a source split its mass
+    equally (c = inverse-mass(mass*/m)). ``fixed_gate_atom``: that fitted atom's gating parameters stay at
+    their true value (softmax reference gauge, option (a) of spec Sec. 2.3-1) and are never noised.
+    """
+    num_true = theta_true.shape[0]
+    sources = initial_atom_sources(num_true, num_atoms, over_specified_atom)
+    counts = torch.bincount(torch.tensor(sources), minlength=num_true).to(theta_true)
+    start = theta_true[sources].clone()  # (N, P)
+    c = model.block_slices["c"]
+    start[:, c] = gate_mass_inverse(model.gate, gate_mass(model.gate, start[:, c]) / counts[sources, None])
+    true_blocks = model.blocks(theta_true)
+    stds = torch.cat(
+        [
+            (scale * true_blocks[name][sources].pow(2).mean(-1, keepdim=True).sqrt())
+            .clamp_min(0.01)
+            .expand(-1, size)
+            for name, size in model.block_sizes.items()
+        ],
+        dim=-1,
+    )  # (N, P)
+    free = torch.ones_like(start, dtype=torch.bool)
+    if fixed_gate_atom is not None:
+        free[fixed_gate_atom, : model.gate_size] = False
+    noise = torch.stack([torch.randn(start.shape, generator=g, dtype=start.dtype) for g in generators])
+    return start + noise * stds * free, free

@@ -1,0 +1,176 @@
+"""Voronoi losses between a fitted and a true mixing measure: one generic implementation, one config per paper.
+
+Every paper of this repository measures parameter estimation with the same construction (spec Sec. 2.2):
+
+1. cells: each fitted atom i joins the cell V_j of its nearest true atom j (Euclidean norm of the
+   concatenated ``cell_blocks``; ties go to the smallest j), so |V_j| = 0, 1 or more;
+2. a mass term per cell, | sum_{i in V_j} mass_i - mass*_j |, with mass = exp(c) for softmax gating and
+   sigmoid(c) for sigmoid gating (an empty cell contributes its whole true mass);
+3. per-atom terms  weight_i * sum_blocks ||block_i - block*_j||^{exponent}, where the exponent depends on
+   the size of the cell (exactly specified |V_j| = 1 vs over-specified |V_j| > 1) and the weight is the
+   fitted mass (softmax losses) or 1 (sigmoid losses).
+
+A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3) is a ``VoronoiLoss`` value in ``LOSSES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from common.synthetic.models import gate_mass
+
+Exponent = float | Callable[[int], float]  # constant, or a function of the cell size m >= 2
+
+# rbar(m) of QG Sec. 3: the smallest r for which the polynomial system of the m atoms of one cell has only
+# the trivial solution; known values only (spec Sec. 3.3).
+RBAR = {2: 4, 3: 6}
+
+
+def rbar(m: int) -> int:
+    if m not in RBAR:
+        raise ValueError(
+            f"rbar({m}) is unknown (known for cell sizes {sorted(RBAR)}): over-specify by at most 2"
+        )
+    return RBAR[m]
+
+
+@dataclass(frozen=True)
+class VoronoiLoss:
+    """A configured Voronoi loss; call it on fitted and true atoms."""
+
+    name: str
+    cell_blocks: tuple[str, ...]  # blocks that locate an atom for the cell assignment
+    exact: Mapping[str, float]  # block -> exponent in cells with exactly one fitted atom
+    over: Mapping[str, Exponent]  # block -> exponent in cells with more than one fitted atom
+    mass: str = "exp"  # gate transform of c giving the mass: "exp" (softmax) | "sigmoid"
+    weighted: bool = True  # weight each atom's terms by its fitted mass
+    mass_cells: str = "all"  # cells with a mass term: "all" | "not_exact" (|V_j| != 1) | "none"
+    reference: str = "truth"  # what the loss compares with: "truth" (G*) or "best_approximation" (G-bar)
+    description: str = field(default="", compare=False)
+
+    def __call__(self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Loss (R,) of fitted blocks (R, N, k) against true blocks (N*, k) or (R, N*, k)."""
+        return self.terms(fitted, true)["total"]
+
+    def terms(
+        self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """The loss split into its parts: ``mass`` (R,), ``atoms`` (R,), ``total`` (R,), ``cell_sizes`` (R, N*)."""
+        true = {k: v.expand(fitted[k].shape[0], *v.shape[-2:]) for k, v in true.items()}
+        u = torch.cat([fitted[b] for b in self.cell_blocks], dim=-1)  # (R, N, k)
+        v = torch.cat([true[b] for b in self.cell_blocks], dim=-1)  # (R, N*, k)
+        cell = torch.cdist(u, v).argmin(-1)  # (R, N): first minimum = smallest j on ties
+        num_true = v.shape[1]
+        members = torch.nn.functional.one_hot(cell, num_true).to(u.dtype)  # (R, N, N*)
+        sizes = members.sum(1)  # (R, N*)
+        atom_size = sizes.gather(1, cell).long()  # (R, N) size of each atom's cell
+
+        mass = gate_mass("softmax" if self.mass == "exp" else "sigmoid", fitted["c"].squeeze(-1))  # (R, N)
+        true_mass = gate_mass("softmax" if self.mass == "exp" else "sigmoid", true["c"].squeeze(-1))
+        mass_gap = (torch.einsum("rn,rnj->rj", mass, members) - true_mass).abs()  # (R, N*)
+        if self.mass_cells == "all":
+            mass_term = mass_gap.sum(-1)
+        elif self.mass_cells == "not_exact":
+            mass_term = (mass_gap * (sizes != 1)).sum(-1)
+        else:
+            mass_term = torch.zeros_like(mass_gap[:, 0])
+
+        max_size = members.shape[1]
+        atom_terms = torch.zeros_like(mass)
+        for block in dict.fromkeys([*self.exact, *self.over]):
+            matched = true[block].gather(1, cell[..., None].expand(-1, -1, true[block].shape[-1]))
+            distance = (fitted[block] - matched).norm(dim=-1)  # (R, N)
+            table = torch.tensor([self._exponent(block, m) for m in range(max_size + 1)], dtype=u.dtype)
+            exponent = table[atom_size]  # nan where the block has no term for that cell size
+            atom_terms += torch.where(exponent.isnan(), 0.0, distance.pow(exponent.nan_to_num(1.0)))
+        weights = mass if self.weighted else torch.ones_like(mass)
+        atoms = (weights * atom_terms).sum(-1)
+        return {"mass": mass_term, "atoms": atoms, "total": mass_term + atoms, "cell_sizes": sizes}
+
+    def _exponent(self, block: str, m: int) -> float:
+        if m <= 1:
+            return float(self.exact.get(block, float("nan")))
+        value = self.over.get(block, float("nan"))
+        try:
+            return float(value(m)) if callable(value) else float(value)
+        except ValueError:
+            return float("nan")  # e.g. rbar unknown: only reached for cell sizes that never occur
+
+
+def _same(blocks: tuple[str, ...], exponent: float) -> dict[str, float]:
+    return {b: exponent for b in blocks}
+
+
+def softmax_l2(r: float) -> VoronoiLoss:
+    """QG Eq. (27), L2,r: the same exponent r for every block and every cell (linear experts, any r >= 1)."""
+    blocks = ("A", "b", "alpha", "beta")
+    return VoronoiLoss(
+        f"softmax_l2_r{r:g}",
+        cell_blocks=("A", "b", "eta"),
+        exact=_same(blocks, r),
+        over=_same(blocks, r),
+        description=f"QG Eq. (27) with r = {r:g}",
+    )
+
+
+def sigmoid_l2(r: float) -> VoronoiLoss:
+    """SG Eq. (11), L2,r (sparse regime, polynomial experts): exponent r everywhere, mass terms on O only."""
+    return VoronoiLoss(
+        f"sigmoid_l2_r{r:g}",
+        cell_blocks=("A", "b", "eta"),
+        exact=_same(("A", "b", "c", "alpha", "beta"), r),
+        over=_same(("A", "b", "alpha", "beta"), r),
+        mass="sigmoid",
+        weighted=False,
+        mass_cells="not_exact",
+        description=f"SG Eq. (11), r = {r:g}",
+    )
+
+
+LOSSES: dict[str, VoronoiLoss] = {
+    loss.name: loss
+    for loss in [
+        VoronoiLoss(
+            "softmax_l1",
+            cell_blocks=("A", "b", "eta"),
+            exact=_same(("A", "b", "eta"), 1),
+            over={"A": lambda m: rbar(m) / 2, "b": rbar, "eta": 2},
+            description="QG Eq. (17): quadratic polynomial softmax gate, strongly identifiable experts",
+        ),
+        VoronoiLoss(
+            "softmax_l3",
+            cell_blocks=("A", "eta"),
+            exact=_same(("A", "eta"), 1),
+            over=_same(("A", "eta"), 2),
+            description="QG Eq. (25): quadratic monomial softmax gate, strongly identifiable experts",
+        ),
+        softmax_l2(1),
+        softmax_l2(2),
+        VoronoiLoss(
+            "sigmoid_l1",
+            cell_blocks=("A", "b", "eta"),
+            exact=_same(("A", "b", "c", "eta"), 1),
+            over=_same(("A", "b", "eta"), 2),
+            mass="sigmoid",
+            weighted=False,
+            mass_cells="not_exact",
+            description="SG Thm 1, L1: sparse regime, strongly identifiable experts",
+        ),
+        sigmoid_l2(1),
+        sigmoid_l2(2),
+        VoronoiLoss(
+            "sigmoid_l3",
+            cell_blocks=("A", "b", "eta"),
+            exact=_same(("A", "b", "c", "eta"), 1),
+            over=_same(("A", "b", "c", "eta"), 1),
+            mass="sigmoid",
+            weighted=False,
+            mass_cells="none",
+            reference="best_approximation",
+            description="SG Thm 3, L3: dense regime, against the best N-atom approximation G-bar",
+        ),
+    ]
+}

@@ -1,0 +1,1 @@
+"""HyRA: Hypernetwork-Driven Low-Rank Adaptation Across Attention Heads (Diep et al.)."""

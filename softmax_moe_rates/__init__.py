@@ -1,0 +1,1 @@
+"""Estimation rates under softmax, dense-to-sparse and hierarchical softmax gating MoE (Nguyen et al.)."""

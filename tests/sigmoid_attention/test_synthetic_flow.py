@@ -1,0 +1,169 @@
+"""The sigmoid-attention experiments end to end: config errors, smoke sweep -> figures, kill -9 and resume."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from common.config import ConfigError, load_config
+from sigmoid_attention import figures, synthetic
+
+CONFIGS = Path(synthetic.__file__).parent / "configs"
+ROOT = Path(synthetic.__file__).parents[1]
+# Smaller still than the smoke configs: the tests check the flow, not the rates.
+TINY = [
+    "sample_sizes=[200,400,800]",
+    "replicates=2",
+    "dim=2",
+    "num_true=3",
+    "test_size=2000",
+    "best_approximation_size=4000",
+    "fit.max_iter=20",
+]
+
+
+def tiny_config(panel, results_dir, extra=()):
+    num_atoms = "num_atoms=[4,3]" if panel.startswith("fig1") else "num_atoms=[3,4]"
+    return load_config(
+        synthetic.Config,
+        CONFIGS / f"{panel}_smoke.yaml",
+        [*TINY, num_atoms, f"results_dir={results_dir}", *extra],
+    )
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("num_expertz=3", "num_expertz"),
+        ("replicates=many", "replicates"),
+        (
+            "curves=[{gate: softmax, expert: quadratic}]",
+            "config field 'curves[0].expert' = 'quadratic' is not allowed: one of linear, relu, gelu, polynomial",
+        ),
+        (
+            "curves=[{gate: tanh}]",
+            "config field 'curves[0].gate' = 'tanh' is not allowed: one of softmax, sigmoid",
+        ),
+        (
+            "num_atoms=[3]",
+            "config field 'num_atoms' = [3] is not allowed: a non-empty list of fitted atom counts "
+            "N >= num_true (N* = 4)",
+        ),
+        (
+            "sample_sizes=[500,0]",
+            "config field 'sample_sizes' = [500, 0] is not allowed: at least two positive",
+        ),
+        ("curves=[{gate: sigmoid, loss: softmax_l1}]", "curves[0].loss"),
+    ],
+)
+def test_bad_config_fails_naming_field_value_and_allowed(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(synthetic.Config, CONFIGS / "fig1a_smoke.yaml", [override])
+
+
+def test_bad_config_fails_before_any_work(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sigmoid_attention.synthetic",
+            "--config",
+            str(CONFIGS / "fig1a_smoke.yaml"),
+            "num_atoms=[2]",
+            f"results_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and "num_atoms" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_all_smoke_panels_run_and_draw(tmp_path):
+    for panel in figures.PANELS:
+        synthetic.main(tiny_config(panel, tmp_path))
+    # the figures read the same configs: point them at the tiny sweep through the panel loader
+    original = figures.panel_config
+    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    try:
+        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs")))
+    finally:
+        figures.panel_config = original
+    for panel in figures.PANELS:
+        assert (tmp_path / "figs" / f"{panel}.pdf").stat().st_size > 0
+        assert (tmp_path / "figs" / f"{panel}.png").stat().st_size > 0
+    slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
+    assert {"figure", "curve", "slope", "ci_low", "ci_high", "paper_slope"} <= set(slopes.columns)
+    drawn = slopes[slopes.drawn]
+    assert len(drawn) == 8 and drawn.paper_slope.notna().all()  # two curves per panel, with the paper's slope
+    assert (slopes.ci_low <= slopes.ci_high).all()
+
+
+def test_figures_report_missing_points(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        figures.main(figures.FiguresConfig(variant="smoke", panels=["fig2b"], results_dir=str(tmp_path)))
+    assert "sweep points are missing" in capsys.readouterr().err
+
+
+def test_killed_sweep_resumes_only_missing_points_with_identical_results(tmp_path):
+    args = [
+        sys.executable,
+        "-m",
+        "sigmoid_attention.synthetic",
+        "--config",
+        str(CONFIGS / "fig2b_smoke.yaml"),
+        *TINY,
+        "num_atoms=[3]",
+    ]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    process = subprocess.Popen(
+        [*args, f"results_dir={killed}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while len(list(killed.glob("points/*/results.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = len(list(killed.glob("points/*/results.json")))
+    assert 2 <= done_before < 6, "kill the sweep half-way"
+    resumed = subprocess.run([*args, f"results_dir={killed}"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert f"{done_before} of 6 points already done" in resumed.stdout
+    assert resumed.stdout.count(" n=") == 6 - done_before  # only the missing points were computed
+    subprocess.run([*args, f"results_dir={clean}"], cwd=ROOT, capture_output=True, check=True)
+
+    def sweep_values(path):
+        overrides = [*TINY, "num_atoms=[3]", f"results_dir={path}"]
+        cfg = load_config(synthetic.Config, CONFIGS / "fig2b_smoke.yaml", overrides)
+        return [figures.collect(cfg, c, 3, "sigmoid_l3")[0] for c in range(2)]
+
+    for resumed_values, clean_values in zip(sweep_values(killed), sweep_values(clean), strict=True):
+        assert (resumed_values == clean_values).all()
+
+
+def test_launcher_dry_run_lists_pending_points(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slurm.submit",
+            "sigmoid_attention.synthetic",
+            "--config",
+            str(CONFIGS / "fig1a_smoke.yaml"),
+            f"results_dir={tmp_path}",
+            "--cluster",
+            "debug",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "16" in result.stdout and not any(tmp_path.glob("points/*"))

@@ -1,0 +1,53 @@
+"""Batched least-squares fitting and rate fitting."""
+
+import numpy as np
+import pytest
+import torch
+
+from common.synthetic import FitConfig, MixtureOfExperts, fit_rate, sample_ground_truth
+from common.synthetic.experiment import FitProblem, fit_replicates, least_squares
+from common.synthetic.truth import make_generator, sample_data
+
+
+def problem(gate="softmax", expert="linear"):
+    model = MixtureOfExperts(gate, "quadratic_polynomial", expert, dim=2, num_atoms=2)
+    theta = sample_ground_truth(model, seed=0, gate_variance=1.0, expert_variance=1.0)
+    return FitProblem(model, theta, num_atoms=2, over_specified_atom=0, noise_variance=0.01, init_scale=0.1)
+
+
+def test_fit_reaches_the_least_squares_estimator_and_recovers_the_truth():
+    prob = problem()
+    errors = []
+    for n in (2000, 50000):
+        result, theta0 = fit_replicates(prob, n, seed=0, replicates=range(3), fit=FitConfig(max_iter=300))
+        if n == 50000:
+            assert result.converged.all()
+        streams = [make_generator(0, "data", n, r) for r in range(3)]
+        x, y = sample_data(prob.truth, prob.theta_true, n, 0.01, streams)
+        _, loss_fn = least_squares(prob.fitted, x, y)
+        at_truth = loss_fn(prob.theta_true.expand(3, -1, -1).reshape(3, -1), torch.arange(3))
+        assert (result.loss <= at_truth).all()  # the estimator fits the sample better than the truth
+        errors.append((result.theta - prob.theta_true).abs().amax(dim=(1, 2)).median().item())
+    assert errors[1] < 0.25 and errors[1] < errors[0] / 3, errors  # error ~ n^-1/2: 25x the data, ~5x smaller
+
+
+def test_batched_fit_equals_per_replicate_fits():
+    prob = problem("sigmoid", "gelu")
+    batched, _ = fit_replicates(prob, 800, seed=1, replicates=range(3), fit=FitConfig(max_iter=30))
+    for r in range(3):
+        single, _ = fit_replicates(prob, 800, seed=1, replicates=[r], fit=FitConfig(max_iter=30))
+        torch.testing.assert_close(single.theta[0], batched.theta[r], rtol=1e-7, atol=1e-9)
+        assert single.iterations[0] == batched.iterations[r]
+
+
+def test_fit_rate_recovers_a_power_law_and_its_ci():
+    n = np.array([1e3, 1e4, 1e5])
+    rng = np.random.default_rng(0)
+    values = 2.0 * n[:, None] ** -0.5 * rng.uniform(0.9, 1.1, size=(3, 50))
+    rate = fit_rate(n, values)
+    assert rate.slope == pytest.approx(-0.5, abs=0.01)
+    assert rate.ci_low < rate.slope < rate.ci_high and rate.ci_high - rate.ci_low < 0.05
+    exact = fit_rate(n, np.repeat(3.0 * n[:, None] ** -0.25, 4, axis=1))
+    assert exact.slope == pytest.approx(-0.25) and exact.intercept == pytest.approx(np.log(3.0))
+    with pytest.raises(ValueError, match="values must be"):
+        fit_rate(n, values[:2])

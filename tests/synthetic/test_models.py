@@ -1,0 +1,76 @@
+"""Gates, scores and experts of the batched MoE: shapes, analytic Jacobians, gauges, parameter layout."""
+
+import itertools
+
+import pytest
+import torch
+
+from common.synthetic import MixtureOfExperts, sample_ground_truth, softmax_reference_gauge
+
+FAMILIES = list(
+    itertools.product(
+        ("softmax", "sigmoid"),
+        ("quadratic_polynomial", "quadratic_monomial"),
+        ("linear", "relu", "gelu", "polynomial"),
+    )
+)
+
+
+@pytest.mark.parametrize("gate,score,expert", FAMILIES)
+def test_shapes_and_jacobian_match_autograd(gate, score, expert):
+    model = MixtureOfExperts(gate, score, expert, dim=3, num_atoms=4, expert_degree=2)
+    theta = torch.randn(2, 4, model.params_per_atom, dtype=torch.float64)  # (R, N, P)
+    x = torch.rand(2, 7, 3, dtype=torch.float64) * 2 - 1  # (R, n, d)
+    features = model.features(x)
+    f, jac = model.jacobian(theta, features)
+    assert f.shape == (2, 7) and jac.shape == (2, 7, 4, model.params_per_atom)
+    torch.testing.assert_close(f, model.predict(theta, features))
+    for r in range(2):
+        expected = torch.func.jacrev(lambda t, r=r: model.predict(t[None], [v[r : r + 1] for v in features])[0])(
+            theta[r]
+        )
+        torch.testing.assert_close(jac[r], expected)
+
+
+def test_quadratic_score_is_x_A_x_plus_b_x_plus_c():
+    model = MixtureOfExperts("sigmoid", "quadratic_polynomial", "linear", dim=3, num_atoms=1)
+    A, b, c = torch.randn(3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64), torch.tensor([0.3])
+    theta = model.pack(
+        {
+            "A": A[None],
+            "b": b[None],
+            "c": c[None].double(),
+            "alpha": torch.zeros(1, 3).double(),
+            "beta": torch.ones(1, 1).double(),
+        }
+    )[None]  # expert == 1, so f = sigmoid(score)
+    x = torch.rand(1, 5, 3, dtype=torch.float64)
+    score = torch.einsum("ni,ij,nj->n", x[0], A, x[0]) + x[0] @ b + c
+    torch.testing.assert_close(model.predict(theta, model.features(x))[0], torch.sigmoid(score).double())
+    blocks = model.blocks(theta)
+    torch.testing.assert_close(blocks["A"].reshape(3, 3), 0.5 * (A + A.T))  # stored as sym(A)
+
+
+def test_softmax_reference_gauge_keeps_f_and_zeroes_reference():
+    model = MixtureOfExperts("softmax", "quadratic_polynomial", "relu", dim=2, num_atoms=3)
+    theta = torch.randn(1, 3, model.params_per_atom, dtype=torch.float64)
+    gauged = softmax_reference_gauge(model, theta)
+    x = torch.rand(1, 20, 2, dtype=torch.float64) * 2 - 1
+    torch.testing.assert_close(model.predict(gauged, model.features(x)), model.predict(theta, model.features(x)))
+    assert gauged[0, -1, : model.gate_size].abs().max() == 0
+    assert gauged[0, 0, : model.gate_size].abs().max() > 0
+
+
+def test_ground_truth_sparse_regime_and_separation():
+    model = MixtureOfExperts("sigmoid", "quadratic_polynomial", "relu", dim=4, num_atoms=5)
+    theta = sample_ground_truth(model, seed=3, gate_variance=0.25, expert_variance=0.25, zero_gate_atoms=(3, 4))
+    assert theta[3:, : model.gate_size].abs().max() == 0 and theta[:3, : model.gate_size].abs().min() > 0
+    again = sample_ground_truth(model, seed=3, gate_variance=0.25, expert_variance=0.25, zero_gate_atoms=(3, 4))
+    torch.testing.assert_close(theta, again)  # drawn once from its seed
+
+
+def test_unknown_family_names_fail_naming_the_field():
+    with pytest.raises(ValueError, match="expert = 'tanh' is not allowed: choose one of linear, relu"):
+        MixtureOfExperts("sigmoid", "quadratic_polynomial", "tanh", dim=2, num_atoms=2)
+    with pytest.raises(ValueError, match="gate = 'sparsemax'"):
+        MixtureOfExperts("sparsemax", "quadratic_polynomial", "relu", dim=2, num_atoms=2)

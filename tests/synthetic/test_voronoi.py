@@ -1,0 +1,87 @@
+"""The generic Voronoi loss on small hand-computed cases, for each paper's named configuration."""
+
+import math
+
+import pytest
+import torch
+
+from common.synthetic import LOSSES, VoronoiLoss, sigmoid_l2
+
+
+def blocks(**values):
+    """Blocks (R=1, atoms, k) from per-atom lists; eta is (alpha, beta)."""
+    out = {k: torch.tensor([v], dtype=torch.float64) for k, v in values.items()}
+    out["eta"] = torch.cat([out["alpha"], out["beta"]], dim=-1)
+    return out
+
+
+# Two true atoms on a 1-d problem: A and b are 1x1, c scalar, expert (alpha, beta).
+TRUE = dict(A=[[0.0], [4.0]], b=[[0.0], [4.0]], c=[[0.0], [0.5]], alpha=[[1.0], [-1.0]], beta=[[0.0], [0.0]])
+
+
+def test_softmax_l1_exact_and_over_specified_cells():
+    # atoms 0 and 1 sit in cell 0 (over-specified, m = 2), atom 2 in cell 1 (exact)
+    fit = blocks(
+        A=[[0.1], [-0.2], [4.0]],
+        b=[[0.0], [0.1], [4.3]],
+        c=[[math.log(0.4)], [math.log(0.5)], [0.5]],
+        alpha=[[1.0], [1.0], [-1.0]],
+        beta=[[0.2], [0.0], [0.0]],
+    )
+    terms = LOSSES["softmax_l1"].terms(fit, blocks(**TRUE))
+    mass = abs(0.4 + 0.5 - 1.0) + 0.0
+    # over-specified cell: exponents rbar(2)/2 = 2 on A, rbar(2) = 4 on b, 2 on eta; weighted by exp(c)
+    over = 0.4 * (0.1**2 + 0 + 0.2**2) + 0.5 * (0.2**2 + 0.1**4 + 0)
+    exact = math.exp(0.5) * (0 + 0.3)  # exponent 1, weight e^{c}
+    assert terms["cell_sizes"].tolist() == [[2, 1]]
+    assert terms["mass"].item() == pytest.approx(mass)
+    assert terms["total"].item() == pytest.approx(mass + over + exact)
+
+
+def test_empty_cell_counts_its_whole_true_mass():
+    # both fitted atoms are nearest to true atom 0: cell 1 is empty
+    fit = blocks(A=[[0.0], [0.1]], b=[[0.0], [0.0]], c=[[0.0], [0.0]], alpha=[[1.0], [1.0]], beta=[[0.0], [0.0]])
+    for name, true_mass in (("softmax_l1", math.exp(0.5)), ("sigmoid_l1", 1 / (1 + math.exp(-0.5)))):
+        terms = LOSSES[name].terms(fit, blocks(**TRUE))
+        assert terms["cell_sizes"].tolist() == [[2, 0]]
+        fitted_mass = 2 * (1.0 if name == "softmax_l1" else 0.5)
+        base_mass = 1.0 if name == "softmax_l1" else 0.5
+        assert terms["mass"].item() == pytest.approx(abs(fitted_mass - base_mass) + true_mass)
+
+
+def test_sigmoid_l1_unweighted_with_c_only_in_exact_cells():
+    fit = blocks(
+        A=[[0.0], [0.5], [4.0]],
+        b=[[0.0], [0.0], [4.0]],
+        c=[[0.1], [0.2], [0.9]],
+        alpha=[[1.0], [1.0], [-1.0]],
+        beta=[[0.0], [0.0], [0.0]],
+    )
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    terms = LOSSES["sigmoid_l1"].terms(fit, blocks(**TRUE))
+    assert terms["mass"].item() == pytest.approx(abs(sig(0.1) + sig(0.2) - 0.5))  # only the over cell
+    assert terms["atoms"].item() == pytest.approx(0.5**2 + 0.4)  # ||dA||^2 over; |dc| = 0.4 exact
+
+
+def test_l2r_uses_one_exponent_everywhere():
+    fit = blocks(A=[[0.5], [4.0]], b=[[0.0], [4.0]], c=[[0.0], [0.5]], alpha=[[1.0], [-1.0]], beta=[[0.0], [0.3]])
+    for r in (1, 2):
+        terms = sigmoid_l2(r).terms(fit, blocks(**TRUE))
+        assert terms["mass"].item() == 0  # no over-specified cell
+        assert terms["atoms"].item() == pytest.approx(0.5**r + 0.3**r)
+
+
+def test_sigmoid_l3_against_best_approximation_and_ties():
+    assert LOSSES["sigmoid_l3"].reference == "best_approximation"
+    # a fitted atom exactly between two true atoms joins the first (smallest index) cell
+    loss = VoronoiLoss("tie", cell_blocks=("A",), exact={"A": 1}, over={"A": 1}, mass_cells="none", weighted=False)
+    fit = blocks(A=[[2.0]], b=[[0.0]], c=[[0.0]], alpha=[[0.0]], beta=[[0.0]])
+    terms = loss.terms(fit, blocks(**TRUE))
+    assert terms["cell_sizes"].tolist() == [[1, 0]] and terms["atoms"].item() == pytest.approx(2.0)
+
+
+def test_loss_is_zero_at_the_truth_and_batched_over_replicates():
+    true = blocks(**TRUE)
+    fit = {k: v.expand(3, -1, -1) for k, v in true.items()}
+    for name in ("softmax_l1", "softmax_l2_r1", "sigmoid_l1", "sigmoid_l3", "sigmoid_l2_r2"):
+        assert LOSSES[name](fit, true).tolist() == [0.0, 0.0, 0.0]
