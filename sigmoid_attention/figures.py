@@ -51,9 +51,7 @@ def panel_config(panel: str, variant: str, results_dir: str | None = None) -> Co
     return load_config(Config, CONFIG_DIR / f"{panel}{suffix}.yaml", overrides)
 
 
-def collect(
-    cfg: Config, curve: int, num_atoms: int, metric: str
-) -> tuple[np.ndarray | None, list[Point], float]:
+def collect(cfg: Config, curve: int, num_atoms: int, metric: str) -> tuple[np.ndarray | None, list[Point], float]:
     """Values (K, R) of ``metric`` over the sample sizes, the missing points, and the converged fraction."""
     points = [Point(curve, num_atoms, n) for n in cfg.sample_sizes]
     missing = [p for p in points if not is_done(point_dir(cfg, p))]
@@ -97,18 +95,12 @@ def main(fig_cfg: FiguresConfig) -> None:
                     )
                     if is_drawn:
                         drawn.append(
-                            RateCurve(
-                                curve.label, np.array(cfg.sample_sizes), values, rate.slope, rate.intercept
-                            )
+                            RateCurve(curve.label, np.array(cfg.sample_sizes), values, rate.slope, rate.intercept)
                         )
         if len(drawn) == len(cfg.curves):
             fig, ax = plt.subplots(figsize=(4.2, 3.4))
             plot_rate_curves(ax, drawn, error_sd=ERROR_SD)
-            setting = (
-                "N = N*"
-                if cfg.num_atoms[0] == cfg.num_true
-                else f"N = N* + {cfg.num_atoms[0] - cfg.num_true}"
-            )
+            setting = "N = N*" if cfg.num_atoms[0] == cfg.num_true else f"N = N* + {cfg.num_atoms[0] - cfg.num_true}"
             ax.set_title(f"{panel}: {cfg.title} ({setting})", fontsize="small")
             for path in save_figure(fig, out_dir / panel):
                 print(f"wrote {path}")

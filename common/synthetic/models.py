@@ -31,9 +31,7 @@ _ACTIVATIONS = {  # name -> (phi(z), phi'(z)) for E(x) = phi(alpha^T x + beta)
     "relu": (lambda z, p: F.relu(z), lambda z, p: (z > 0).to(z)),
     "gelu": (
         lambda z, p: F.gelu(z),
-        lambda z, p: (
-            0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-        ),
+        lambda z, p: 0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi),
     ),
     "polynomial": (lambda z, p: z**p, lambda z, p: p * z ** (p - 1)),
 }
@@ -127,9 +125,7 @@ class MixtureOfExperts:
 
     def pack(self, blocks: dict[str, torch.Tensor]) -> torch.Tensor:
         """Inverse of ``blocks`` for the stored blocks, with A given as (..., N, d, d)."""
-        parts = [
-            self.symmetric_to_triu(blocks[name]) if name == "A" else blocks[name] for name in self.block_sizes
-        ]
+        parts = [self.symmetric_to_triu(blocks[name]) if name == "A" else blocks[name] for name in self.block_sizes]
         return torch.cat(parts, dim=-1)
 
     # --- features and forward ---------------------------------------------------------------------

@@ -22,9 +22,7 @@ def make_generator(seed: int, *keys: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & (2**63 - 1))
 
 
-def softmax_reference_gauge(
-    model: MixtureOfExperts, theta: torch.Tensor, reference: int = -1
-) -> torch.Tensor:
+def softmax_reference_gauge(model: MixtureOfExperts, theta: torch.Tensor, reference: int = -1) -> torch.Tensor:
     """Subtract the reference atom's gating parameters from every atom (spec Sec. 2.3-1).
 
     Softmax gating is invariant to adding the same (A, b, c) to every atom; after this gauge the reference
@@ -142,9 +140,7 @@ def initialise_near_truth(
     true_blocks = model.blocks(theta_true)
     stds = torch.cat(
         [
-            (scale * true_blocks[name][sources].pow(2).mean(-1, keepdim=True).sqrt())
-            .clamp_min(0.01)
-            .expand(-1, size)
+            (scale * true_blocks[name][sources].pow(2).mean(-1, keepdim=True).sqrt()).clamp_min(0.01).expand(-1, size)
             for name, size in model.block_sizes.items()
         ],
         dim=-1,

@@ -31,9 +31,7 @@ RBAR = {2: 4, 3: 6}
 
 def rbar(m: int) -> int:
     if m not in RBAR:
-        raise ValueError(
-            f"rbar({m}) is unknown (known for cell sizes {sorted(RBAR)}): over-specify by at most 2"
-        )
+        raise ValueError(f"rbar({m}) is unknown (known for cell sizes {sorted(RBAR)}): over-specify by at most 2")
     return RBAR[m]
 
 
@@ -55,9 +53,7 @@ class VoronoiLoss:
         """Loss (R,) of fitted blocks (R, N, k) against true blocks (N*, k) or (R, N*, k)."""
         return self.terms(fitted, true)["total"]
 
-    def terms(
-        self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    def terms(self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The loss split into its parts: ``mass`` (R,), ``atoms`` (R,), ``total`` (R,), ``cell_sizes`` (R, N*)."""
         true = {k: v.expand(fitted[k].shape[0], *v.shape[-2:]) for k, v in true.items()}
         u = torch.cat([fitted[b] for b in self.cell_blocks], dim=-1)  # (R, N, k)

@@ -60,6 +60,7 @@ def tiny_config(panel, results_dir, extra=()):
             "config field 'sample_sizes' = [500, 0] is not allowed: at least two positive",
         ),
         ("curves=[{gate: sigmoid, loss: softmax_l1}]", "curves[0].loss"),
+        ("score=quadratic_monomial", "config field 'score' = 'quadratic_monomial' is not allowed"),
     ],
 )
 def test_bad_config_fails_naming_field_value_and_allowed(override, message):
