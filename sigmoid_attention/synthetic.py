@@ -33,7 +33,7 @@ from common.synthetic import (
 )
 from common.synthetic.experiment import FitProblem, evaluate, fit_replicates, least_squares
 from common.synthetic.fitting import fit_least_squares
-from common.synthetic.truth import initialise_near_truth
+from common.synthetic.truth import initialise_near_truth, sample_inputs
 
 REGIMES = ("dense", "sparse")
 PAPER_SAMPLE_SIZES = [int(v) for v in np.unique(np.round(np.logspace(3, 5, 10)))]
@@ -223,17 +223,7 @@ def best_approximation(cfg: Config, curve: CurveConfig, num_atoms: int) -> torch
     if run_is_done(path):
         return torch.from_numpy(read_run(path)["arrays"]["theta"])
     problem = fit_problem(cfg, curve, num_atoms)
-    x = (
-        torch.rand(
-            1,
-            cfg.best_approximation_size,
-            cfg.dim,
-            generator=make_generator(cfg.truth_seed, "gbar"),
-            dtype=torch.float64,
-        )
-        * 2
-        - 1
-    )
+    x = sample_inputs(cfg.best_approximation_size, cfg.dim, make_generator(cfg.truth_seed, "gbar"))[None]
     y = problem.truth.predict(problem.theta_true[None], problem.truth.features(x))
     theta0, free = initialise_near_truth(
         problem.fitted,
@@ -274,7 +264,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     start = time.perf_counter()
     fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), cfg.fit)
     seconds = time.perf_counter() - start
-    test_x = torch.rand(cfg.test_size, cfg.dim, generator=make_generator(cfg.seed, "test"), dtype=torch.float64) * 2 - 1
+    test_x = sample_inputs(cfg.test_size, cfg.dim, make_generator(cfg.seed, "test"))
     metrics = evaluate(problem, fit.theta, {name: LOSSES[name] for name in gate_losses(curve.gate)}, test_x, gbar)
     arrays = {
         **metrics,

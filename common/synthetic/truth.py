@@ -92,6 +92,11 @@ def cell_blocks(model: MixtureOfExperts) -> tuple[str, ...]:
     return tuple(name for name in ("A", "b", "eta") if name == "eta" or name in model.block_sizes)
 
 
+def sample_inputs(n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+    """n inputs (n, d) from Uniform([-1, 1]^d), the input law of every experiment (SG Eq. (81))."""
+    return torch.rand(n, dim, generator=generator, dtype=torch.float64) * 2 - 1
+
+
 def sample_data(
     model: MixtureOfExperts,
     theta_true: torch.Tensor,
@@ -103,7 +108,7 @@ def sample_data(
 
     Returns x (R, n, d) and y (R, n).
     """
-    x = torch.stack([torch.rand(n, model.dim, generator=g, dtype=torch.float64) * 2 - 1 for g in generators])
+    x = torch.stack([sample_inputs(n, model.dim, g) for g in generators])
     noise = torch.stack([torch.randn(n, generator=g, dtype=torch.float64) for g in generators])
     f = model.predict(theta_true.expand(len(generators), -1, -1), model.features(x))
     return x, f + math.sqrt(noise_variance) * noise
