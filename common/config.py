@@ -70,8 +70,7 @@ def _merge(node: DictConfig, data: Mapping, prefix: str, source: str) -> None:
         if key not in known:
             level = f"of '{prefix[:-1]}'" if prefix else "at the top level"
             raise ConfigError(
-                f"unknown config key '{full_key}' (= {value!r}) in {source}; "
-                f"known keys {level}: {', '.join(known)}"
+                f"unknown config key '{full_key}' (= {value!r}) in {source}; known keys {level}: {', '.join(known)}"
             )
         child = None if OmegaConf.is_missing(node, key) else node[key]
         if isinstance(value, Mapping) and isinstance(child, DictConfig):
@@ -95,9 +94,7 @@ def _read_yaml(path: Path) -> Mapping:
     except (yaml.YAMLError, OmegaConfBaseException) as error:
         raise ConfigError(f"config file '{path}' is not valid YAML: {error}") from error
     if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"config file '{path}' must hold a mapping of keys to values, got {type(data).__name__}"
-        )
+        raise ConfigError(f"config file '{path}' must hold a mapping of keys to values, got {type(data).__name__}")
     return data
 
 

@@ -74,9 +74,7 @@ class RateCurve:
             )
 
 
-def plot_rate_curves(
-    ax: Axes, curves: list[RateCurve], error_sd: float = 3.0, ylabel: str = "Voronoi loss"
-) -> None:
+def plot_rate_curves(ax: Axes, curves: list[RateCurve], error_sd: float = 3.0, ylabel: str = "Voronoi loss") -> None:
     """Log-log plot of mean loss vs n with +-error_sd SD error bars and each fitted line dash-dotted."""
     for index, curve in enumerate(curves):
         color = f"C{index}"

@@ -67,6 +67,7 @@ class Config:
     replicates: int = 20
     seed: int = 0  # data, noise and initialisation streams
     truth_seed: int = 0  # the ground truth, drawn once
+    min_active_fraction: float = 0.3  # redraw the truth until every expert is active on this share of inputs
     init_scale: float = 0.1  # initial perturbation: init_scale x RMS of each true block (spec Sec. 2.5)
     test_size: int = 100_000  # fresh inputs for the regression error
     best_approximation_size: int = 200_000  # noiseless inputs of the population fit G-bar (dense, N > N*)
@@ -114,6 +115,8 @@ class Config:
         for name in ("replicates", "test_size", "best_approximation_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        if not 0 <= self.min_active_fraction < 1:
+            raise ConfigError.invalid("min_active_fraction", self.min_active_fraction, "a number in [0, 1)")
         for name in ("noise_variance", "init_scale", "gate_variance", "expert_variance"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -161,6 +164,7 @@ def fit_problem(cfg: Config, curve: CurveConfig, num_atoms: int) -> FitProblem:
         gate_variance=cfg.gate_variance or variance,
         expert_variance=cfg.expert_variance or variance,
         zero_gate_atoms=zero_gate_atoms(cfg, curve),
+        min_active_fraction=cfg.min_active_fraction,
     )
     over = zero_gate_atoms(cfg, curve)[0] if curve.regime == "sparse" else 0
     return FitProblem(model, theta, num_atoms, over, cfg.noise_variance, cfg.init_scale)
@@ -181,6 +185,7 @@ def _model_record(cfg: Config, curve: CurveConfig, num_atoms: int) -> dict:
         "gate_variance",
         "expert_variance",
         "truth_seed",
+        "min_active_fraction",
         "init_scale",
     )
     return {

@@ -149,9 +149,7 @@ def executor_parameters(cluster: str, profile: ClusterProfile | None) -> dict[st
     return profile.executor_parameters()
 
 
-def build_executor(
-    cluster: str, profile: ClusterProfile | None, log_dir: Path, job_name: str
-) -> submitit.AutoExecutor:
+def build_executor(cluster: str, profile: ClusterProfile | None, log_dir: Path, job_name: str) -> submitit.AutoExecutor:
     """A submitit executor for `cluster` that writes its logs to log_dir/<job id>."""
     kind = cluster if cluster in BUILTIN_CLUSTERS else "slurm"
     executor = submitit.AutoExecutor(folder=log_dir / "%j", cluster=kind)
@@ -181,15 +179,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("module", help="experiment module, e.g. sigmoid_attention.synthetic")
     add_config_arguments(parser)
-    parser.add_argument(
-        "--cluster", help="local, debug, or a profile in slurm/clusters/ (default: see above)"
-    )
-    parser.add_argument(
-        "--parallel", type=int, default=1, help="local cluster: jobs that run at once (default 1)"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print what would be submitted, submit nothing"
-    )
+    parser.add_argument("--cluster", help="local, debug, or a profile in slurm/clusters/ (default: see above)")
+    parser.add_argument("--parallel", type=int, default=1, help="local cluster: jobs that run at once (default 1)")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be submitted, submit nothing")
     return parser.parse_intermixed_args(argv)
 
 
@@ -214,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"experiment: {args.module}")
     print(f"cluster: {cluster}" + (f" ({args.parallel} job(s) at a time)" if cluster == "local" else ""))
     print(f"resources: {parameters}")
-    print(
-        f"points: {len(points)} in the sweep, {len(points) - len(pending)} finished, {len(pending)} pending"
-    )
+    print(f"points: {len(points)} in the sweep, {len(points) - len(pending)} finished, {len(pending)} pending")
     if args.dry_run:
         for point in pending:
             print(f"  pending {point}")

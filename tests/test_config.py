@@ -129,9 +129,7 @@ def test_malformed_override(override):
 
 
 def test_validate_is_called():
-    with pytest.raises(
-        ConfigError, match=r"config field 'normalizer' = 'tanh' is not allowed: one of softmax"
-    ):
+    with pytest.raises(ConfigError, match=r"config field 'normalizer' = 'tanh' is not allowed: one of softmax"):
         load_config(Schema, overrides=["normalizer=tanh"])
 
 

@@ -61,9 +61,7 @@ def test_rate_curve_rejects_mismatched_shapes():
 
 
 def test_write_table_csv_and_markdown(tmp_path):
-    frame = pd.DataFrame(
-        {"setting": ["sigmoid|ReLU", "softmax"], "slope": [-0.5123, np.nan], "replicates": [20, 20]}
-    )
+    frame = pd.DataFrame({"setting": ["sigmoid|ReLU", "softmax"], "slope": [-0.5123, np.nan], "replicates": [20, 20]})
     csv_path, md_path = write_table(frame, tmp_path / "tables" / "slopes")
     assert pd.read_csv(csv_path).shape == (2, 3)
     assert csv_path.read_text().splitlines()[1] == "sigmoid|ReLU,-0.512,20"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.linalg import blas
 
 from common.synthetic.fitting import FitConfig, FitResult, fit_least_squares
 from common.synthetic.models import MixtureOfExperts
@@ -41,40 +42,50 @@ class FitProblem:
         return self.truth.num_atoms - 1 if self.truth.gate == "softmax" else None
 
 
-def least_squares(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, chunk: int = 16384):
+def _symmetric_rank_update(gram: torch.Tensor, jac: torch.Tensor) -> None:
+    """gram[r] += jac[r]^T jac[r] in place, lower triangle only (BLAS syrk: half the flops of a matrix product).
+
+    gram (k, P, P) and jac (k, c, P) are C-contiguous float64; their transposes are the column-major arrays
+    that BLAS works on, so the lower triangle of gram[r] is the upper triangle BLAS writes.
+    """
+    for g, j in zip(gram.numpy(), jac.numpy(), strict=True):
+        blas.dsyrk(1.0, j.T, beta=1.0, c=g.T, trans=0, overwrite_c=True)
+
+
+def least_squares(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, budget: int = 2**23):
     """The training loss mean_i (f(x_i) - y_i)^2 of each replicate and its normal equations, for the fitter.
 
-    x (R, n, d), y (R, n). Works one replicate and ``chunk`` rows at a time so that memory stays at
-    chunk x P whatever n is; the Gauss-Newton matrix is accumulated with one matrix product per chunk.
+    x (R, n, d), y (R, n). All requested replicates are evaluated together, ``budget`` Jacobian entries
+    (replicates x rows x parameters) at a time, so that memory stays bounded whatever n is.
     """
-    n = x.shape[1]
+    R, n = y.shape
     shape = (model.num_atoms, model.params_per_atom)
+    P = shape[0] * shape[1]
+
+    def row_blocks(k: int):
+        rows = max(1, budget // (k * P))
+        return [slice(start, start + rows) for start in range(0, n, rows)]
 
     def loss_fn(theta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        out = []
-        for flat, r in zip(theta, idx.tolist(), strict=True):
-            total = 0.0
-            for rows in torch.split(torch.arange(n), chunk):
-                f = model.predict(flat.view(1, *shape), model.features(x[r, rows][None]))[0]
-                total += (f - y[r, rows]).pow(2).sum()
-            out.append(total / n)
-        return torch.stack(out)
+        k = len(idx)
+        total = theta.new_zeros(k)
+        for rows in row_blocks(k):
+            f = model.predict(theta.view(k, *shape), model.features(x[idx, rows]))
+            total += (f - y[idx, rows]).pow(2).sum(-1)
+        return total / n
 
     def normal_equations(theta: torch.Tensor, idx: torch.Tensor):
-        losses, grads, hessians = [], [], []
-        for flat, r in zip(theta, idx.tolist(), strict=True):
-            loss, grad, gram = 0.0, torch.zeros_like(flat), flat.new_zeros(flat.numel(), flat.numel())
-            for rows in torch.split(torch.arange(n), chunk):
-                f, jac = model.jacobian(flat.view(1, *shape), model.features(x[r, rows][None]))
-                jac = jac[0].reshape(len(rows), -1)  # (c, P)
-                residual = f[0] - y[r, rows]
-                loss = loss + residual.pow(2).sum()
-                grad += jac.T @ residual
-                gram += jac.T @ jac
-            losses.append(loss / n)
-            grads.append(2 * grad / n)
-            hessians.append(2 * gram / n)
-        return torch.stack(losses), torch.stack(grads), torch.stack(hessians)
+        k = len(idx)
+        loss, grad, gram = theta.new_zeros(k), theta.new_zeros(k, P), theta.new_zeros(k, P, P)
+        for rows in row_blocks(k):
+            f, jac = model.jacobian(theta.view(k, *shape), model.features(x[idx, rows]))
+            jac = jac.reshape(k, -1, P)
+            residual = f - y[idx, rows]
+            loss += residual.pow(2).sum(-1)
+            grad += (residual[:, None, :] @ jac)[:, 0]
+            _symmetric_rank_update(gram, jac)
+        gram = torch.tril(gram) + torch.tril(gram, -1).transpose(-1, -2)
+        return loss / n, 2 * grad / n, 2 * gram / n
 
     return normal_equations, loss_fn
 

@@ -52,6 +52,7 @@ def sample_ground_truth(
     expert_variance: float,
     zero_gate_atoms: Sequence[int] = (),
     min_separation: float = 0.5,
+    min_active_fraction: float = 0.0,
     max_tries: int = 1000,
 ) -> torch.Tensor:
     """Draw true parameters (N*, P) as SG App. E: every entry i.i.d. N(0, variance), drawn once.
@@ -59,9 +60,13 @@ def sample_ground_truth(
     Gating parameters (A, b, c) have ``gate_variance``, expert parameters (alpha, beta) ``expert_variance``;
     atoms in ``zero_gate_atoms`` get (A, b, c) = 0 (the sparse regime). A is symmetrised and softmax
     truths are re-expressed with the last atom as zero reference; neither changes f_G*. Draws are repeated
-    until all atoms are at least ``min_separation`` apart in the cell metric (spec Sec. 2.2).
+    until all atoms are at least ``min_separation`` apart in the cell metric (spec Sec. 2.2) and every
+    expert's pre-activation alpha^T x + beta is positive on at least ``min_active_fraction`` of the inputs
+    (a ReLU expert that is almost never active is barely identifiable: its Fisher information is tiny).
+    The rule looks at the draw only, not at the expert type, so ReLU and linear curves share their truth.
     """
     generator = make_generator(seed, "truth")
+    probe = sample_inputs(4096, model.dim, make_generator(seed, "active"))
     d, num = model.dim, model.num_atoms
     for _ in range(max_tries):
 
@@ -82,9 +87,13 @@ def sample_ground_truth(
             theta = softmax_reference_gauge(model, theta)
         distances = cell_distances(model, theta, theta, cell_blocks(model))
         distances.fill_diagonal_(math.inf)
-        if distances.min() >= min_separation:
+        active = ((probe @ blocks["alpha"].T + blocks["beta"].T) > 0).double().mean(0)
+        if distances.min() >= min_separation and active.min() >= min_active_fraction:
             return theta
-    raise RuntimeError(f"no ground truth with min_separation={min_separation} in {max_tries} draws")
+    raise RuntimeError(
+        f"no ground truth with min_separation={min_separation} and min_active_fraction={min_active_fraction} "
+        f"in {max_tries} draws"
+    )
 
 
 def cell_blocks(model: MixtureOfExperts) -> tuple[str, ...]:

@@ -61,6 +61,7 @@ def tiny_config(panel, results_dir, extra=()):
         ),
         ("curves=[{gate: sigmoid, loss: softmax_l1}]", "curves[0].loss"),
         ("score=quadratic_monomial", "config field 'score' = 'quadratic_monomial' is not allowed"),
+        ("min_active_fraction=1.5", "config field 'min_active_fraction' = 1.5 is not allowed: a number in [0, 1)"),
     ],
 )
 def test_bad_config_fails_naming_field_value_and_allowed(override, message):

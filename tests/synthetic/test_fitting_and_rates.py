@@ -40,6 +40,37 @@ def test_batched_fit_equals_per_replicate_fits():
         assert single.iterations[0] == batched.iterations[r]
 
 
+def test_normal_equations_are_the_gauss_newton_system_of_the_training_loss():
+    prob = problem("sigmoid", "relu")
+    streams = [make_generator(2, "data", 300, r) for r in range(2)]
+    x, y = sample_data(prob.truth, prob.theta_true, 300, 0.01, streams)
+    theta = (prob.theta_true + 0.05).expand(2, -1, -1).reshape(2, -1).clone()
+    # a budget of 700 entries forces several row blocks of the 2 x 300 x 24 Jacobian
+    normal_equations, loss_fn = least_squares(prob.fitted, x, y, budget=700)
+    loss, grad, gram = normal_equations(theta, torch.arange(2))
+    for r in range(2):
+        f, jac = prob.fitted.jacobian(theta[r].view(1, 2, -1), prob.fitted.features(x[r][None]))
+        jac = jac[0].reshape(300, -1)
+        torch.testing.assert_close(gram[r], 2 * jac.T @ jac / 300)
+        torch.testing.assert_close(grad[r], 2 * jac.T @ (f[0] - y[r]) / 300)
+    torch.testing.assert_close(loss, loss_fn(theta, torch.arange(2)))
+
+
+def test_stopping_rule_is_relative_to_the_statistical_error():
+    prob = problem()
+    n = 20000
+    loose, _ = fit_replicates(prob, n, seed=0, replicates=range(2), fit=FitConfig(decrement_tol=1e-1))
+    tight, _ = fit_replicates(prob, n, seed=0, replicates=range(2), fit=FitConfig(decrement_tol=1e-4, max_iter=300))
+    parameters = prob.fitted.num_atoms * prob.fitted.params_per_atom - prob.fitted.gate_size  # reference gate
+    for result, tol in ((loose, 1e-1), (tight, 1e-4)):
+        assert result.converged.all()
+        assert (result.decrement < tol * parameters * result.loss / n).all()
+    assert (tight.iterations >= loose.iterations).all() and (tight.loss <= loose.loss).all()
+    # the loose fit is within sqrt(0.1) of the statistical error of the estimator: far closer than the truth
+    distance = (loose.theta - tight.theta).norm(dim=(1, 2))
+    assert (distance < 0.5 * (tight.theta - prob.theta_true).norm(dim=(1, 2))).all(), distance
+
+
 def test_fit_rate_recovers_a_power_law_and_its_ci():
     n = np.array([1e3, 1e4, 1e5])
     rng = np.random.default_rng(0)

@@ -69,6 +69,21 @@ def test_ground_truth_sparse_regime_and_separation():
     torch.testing.assert_close(theta, again)  # drawn once from its seed
 
 
+def test_ground_truth_experts_are_active_on_the_requested_share_of_inputs():
+    model = MixtureOfExperts("sigmoid", "quadratic_polynomial", "relu", dim=8, num_atoms=8)
+    draw = dict(seed=0, gate_variance=1 / 8, expert_variance=1 / 8)
+    x = torch.rand(20000, 8, dtype=torch.float64) * 2 - 1
+
+    def active(theta):
+        blocks = model.blocks(theta)
+        return ((x @ blocks["alpha"].T + blocks["beta"].T) > 0).double().mean(0)
+
+    assert active(sample_ground_truth(model, **draw)).min() < 0.3  # this seed's first draw has a silent expert
+    assert active(sample_ground_truth(model, **draw, min_active_fraction=0.3)).min() > 0.28
+    with pytest.raises(RuntimeError, match="min_active_fraction=0.99"):
+        sample_ground_truth(model, **draw, min_active_fraction=0.99, max_tries=5)
+
+
 def test_unknown_family_names_fail_naming_the_field():
     with pytest.raises(ValueError, match="expert = 'tanh' is not allowed: choose one of linear, relu"):
         MixtureOfExperts("sigmoid", "quadratic_polynomial", "tanh", dim=2, num_atoms=2)

@@ -1,0 +1,149 @@
+"""Diagnostics that explain the sigmoid-attention slopes: is the estimator local, and are there flat directions?
+
+    python -m sigmoid_attention.diagnostics [variant=paper|smoke] [init_scales=[0.05,0.1,0.2]] [n=10000]
+
+Two checks per distinct curve of the four panels (spec Sec. 2.4, 4.6), written to
+``<results_dir>/diagnostics/<variant>/{fisher,init_scale}.{csv,md}``:
+
+- ``fisher``: the Fisher information I = E[J^T J] of the exactly specified model (N = N*) at the truth,
+  on fresh inputs. Asymptotically the least-squares estimator has covariance nu I^-1 / n, so
+  sqrt(nu / n * sum of I^-1's diagonal over an atom's parameters) is its predicted per-atom error. Where that
+  is not small at n = 1e3, the estimator is not yet in its local (parametric) regime and the slope over
+  [1e3, 1e5] mixes two regimes. ``n_local`` is the n at which the worst atom's predicted error reaches
+  ``local_error``. Zero eigenvalues are exact flat directions of the fit (the model is not identifiable
+  along them); they are counted and left out of the prediction.
+- ``init_scale``: the drawn loss at one sample size, refitted from initial perturbations of several scales.
+  Along flat directions the fit stays where it starts, so the loss grows with the scale; for an identified
+  model the least-squares estimator does not depend on where the fit starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from common.config import ConfigError, cli_config
+from common.plotting import write_table
+from common.runs import read_run
+from common.synthetic import make_generator
+from common.synthetic.truth import sample_inputs
+from sigmoid_attention.figures import PANELS, VARIANTS, panel_config
+from sigmoid_attention.synthetic import Config, CurveConfig, Point, fit_problem, point_dir, run_point
+
+
+@dataclass
+class DiagnosticsConfig:
+    variant: str = "paper"  # the panel configs whose curves are diagnosed: paper | smoke
+    fisher_size: int = 100_000  # inputs of the Monte Carlo Fisher information
+    local_error: float = 0.1  # predicted per-atom error that counts as "local"
+    init_scales: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
+    n: int = 10_000  # sample size of the init-scale refits
+    replicates: int = 5
+    results_dir: str | None = None  # None: the panel configs' results_dir
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError.invalid("variant", self.variant, f"one of {', '.join(VARIANTS)}")
+        if len(self.init_scales) < 2 or any(s <= 0 for s in self.init_scales):
+            raise ConfigError.invalid("init_scales", self.init_scales, "at least two positive scales")
+        for name in ("fisher_size", "n", "replicates"):
+            if getattr(self, name) <= 0:
+                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        if self.local_error <= 0:
+            raise ConfigError.invalid("local_error", self.local_error, "a positive number")
+
+
+def distinct_curves(variant: str, results_dir: str | None) -> list[tuple[Config, int, int]]:
+    """(panel config, curve index, drawn N) of every distinct (gate, expert, regime, N) over the four panels."""
+    seen, out = set(), []
+    for panel in PANELS:
+        cfg = panel_config(panel, variant, results_dir)
+        for c, curve in enumerate(cfg.curves):
+            key = (curve.gate, curve.expert, curve.regime, cfg.num_atoms[0])
+            if key not in seen:
+                seen.add(key)
+                out.append((cfg, c, cfg.num_atoms[0]))
+    return out
+
+
+def fisher_information(cfg: Config, curve: CurveConfig, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monte Carlo E[J^T J] (P, P) of the N = N* model at the truth, and the mask (N*, P) of its fitted entries."""
+    problem = fit_problem(cfg, curve, cfg.num_true)
+    model = problem.fitted
+    x = sample_inputs(size, cfg.dim, make_generator(cfg.seed, "fisher"))[None]
+    _, jac = model.jacobian(problem.theta_true[None], model.features(x))
+    jac = jac[0].reshape(size, -1)
+    free = torch.ones(cfg.num_true, model.params_per_atom, dtype=torch.bool)
+    if problem.fixed_gate_atom is not None:
+        free[problem.fixed_gate_atom, : model.gate_size] = False
+    jac = jac[:, free.flatten()]
+    return jac.T @ jac / size, free
+
+
+def fisher_row(cfg: Config, curve: CurveConfig, diag_cfg: DiagnosticsConfig) -> dict:
+    info, free = fisher_information(cfg, curve, diag_cfg.fisher_size)
+    eigenvalues, vectors = torch.linalg.eigh(info)
+    flat = eigenvalues < 1e-10 * eigenvalues[-1]
+    kept = vectors[:, ~flat]
+    inverse_diagonal = (kept.pow(2) / eigenvalues[~flat]).sum(-1)  # diagonal of the pseudo-inverse
+    per_atom = torch.zeros(free.shape, dtype=info.dtype)
+    per_atom[free] = inverse_diagonal
+    per_atom = per_atom.sum(-1)  # (N*,) sum of the asymptotic variances nu^-1 n Var over an atom's parameters
+    worst = float(per_atom.max())
+    return {
+        "curve": f"{curve.gate} {curve.expert} {curve.regime}",
+        "parameters": int(free.sum()),
+        "condition": float(eigenvalues[-1] / eigenvalues[~flat][0]),
+        "flat_directions": int(flat.sum()),
+        "worst_atom_error_n1e3": math.sqrt(cfg.noise_variance / 1e3 * worst),
+        "worst_atom_error_n1e5": math.sqrt(cfg.noise_variance / 1e5 * worst),
+        "median_atom_error_n1e5": math.sqrt(cfg.noise_variance / 1e5 * float(per_atom.median())),
+        "n_local": cfg.noise_variance * worst / diag_cfg.local_error**2,
+    }
+
+
+def init_scale_rows(cfg: Config, c: int, num_atoms: int, diag_cfg: DiagnosticsConfig) -> list[dict]:
+    """The drawn loss at n from each initial scale: a sweep point per scale, stored and reused like any other."""
+    curve = cfg.curves[c]
+    rows = []
+    for scale in diag_cfg.init_scales:
+        scaled = replace(cfg, init_scale=scale, replicates=diag_cfg.replicates)
+        point = Point(c, num_atoms, diag_cfg.n)
+        run_point(scaled, point)
+        arrays = read_run(point_dir(scaled, point))["arrays"]
+        rows.append(
+            {
+                "curve": f"{curve.gate} {curve.expert} {curve.regime}",
+                "N": num_atoms,
+                "loss": curve.loss,
+                "init_scale": scale,
+                "n": diag_cfg.n,
+                "mean_loss": float(np.mean(arrays[curve.loss])),
+                "mean_regression_error": float(np.mean(arrays["regression_error"])),
+                "converged": float(np.mean(arrays["converged"])),
+            }
+        )
+    base = rows[0]["mean_loss"]
+    for row in rows:
+        row["loss_ratio_to_smallest_scale"] = row["mean_loss"] / base
+    return rows
+
+
+def main(diag_cfg: DiagnosticsConfig) -> None:
+    curves = distinct_curves(diag_cfg.variant, diag_cfg.results_dir)
+    out_dir = Path(curves[0][0].results_dir) / "diagnostics" / diag_cfg.variant
+    fisher = pd.DataFrame([fisher_row(cfg, cfg.curves[c], diag_cfg) for cfg, c, _ in curves]).drop_duplicates()
+    for path in write_table(fisher, out_dir / "fisher"):
+        print(f"wrote {path}")
+    scales = pd.DataFrame([row for cfg, c, N in curves for row in init_scale_rows(cfg, c, N, diag_cfg)])
+    for path in write_table(scales, out_dir / "init_scale"):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main(cli_config(DiagnosticsConfig, description=__doc__))
