@@ -31,7 +31,8 @@ from common.config import ConfigError, cli_config
 from common.plotting import write_table
 from common.runs import read_run
 from common.synthetic import make_generator
-from common.synthetic.truth import sample_inputs
+from common.synthetic.experiment import least_squares
+from common.synthetic.truth import fitted_mask, sample_inputs
 from sigmoid_attention.figures import PANELS, VARIANTS, panel_config
 from sigmoid_attention.synthetic import Config, CurveConfig, Point, fit_problem, point_dir, run_point
 
@@ -76,13 +77,11 @@ def fisher_information(cfg: Config, curve: CurveConfig, size: int) -> tuple[torc
     problem = fit_problem(cfg, curve, cfg.num_true)
     model = problem.fitted
     x = sample_inputs(size, cfg.dim, make_generator(cfg.seed, "fisher"))[None]
-    _, jac = model.jacobian(problem.theta_true[None], model.features(x))
-    jac = jac[0].reshape(size, -1)
-    free = torch.ones(cfg.num_true, model.params_per_atom, dtype=torch.bool)
-    if problem.fixed_gate_atom is not None:
-        free[problem.fixed_gate_atom, : model.gate_size] = False
-    jac = jac[:, free.flatten()]
-    return jac.T @ jac / size, free
+    theta = problem.theta_true[None]
+    normal_equations, _ = least_squares(model, x, model.predict(theta, model.features(x)))
+    _, _, gram = normal_equations(theta.reshape(1, -1), torch.arange(1))  # gram = 2 J^T J / n
+    free = fitted_mask(model, cfg.num_true, problem.fixed_gate_atom).flatten()
+    return gram[0][free][:, free] / 2, free.view(cfg.num_true, -1)
 
 
 def fisher_row(cfg: Config, curve: CurveConfig, diag_cfg: DiagnosticsConfig) -> dict:
@@ -137,7 +136,9 @@ def init_scale_rows(cfg: Config, c: int, num_atoms: int, diag_cfg: DiagnosticsCo
 def main(diag_cfg: DiagnosticsConfig) -> None:
     curves = distinct_curves(diag_cfg.variant, diag_cfg.results_dir)
     out_dir = Path(curves[0][0].results_dir) / "diagnostics" / diag_cfg.variant
-    fisher = pd.DataFrame([fisher_row(cfg, cfg.curves[c], diag_cfg) for cfg, c, _ in curves]).drop_duplicates()
+    # The Fisher information is that of the N = N* model, so curves drawn at both N share one row.
+    models = {(cfg.curves[c].gate, cfg.curves[c].expert, cfg.curves[c].regime): (cfg, c) for cfg, c, _ in curves}
+    fisher = pd.DataFrame([fisher_row(cfg, cfg.curves[c], diag_cfg) for cfg, c in models.values()])
     for path in write_table(fisher, out_dir / "fisher"):
         print(f"wrote {path}")
     scales = pd.DataFrame([row for cfg, c, N in curves for row in init_scale_rows(cfg, c, N, diag_cfg)])

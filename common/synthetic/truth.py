@@ -128,6 +128,14 @@ def initial_atom_sources(num_true: int, num_atoms: int, over_specified_atom: int
     return list(range(num_true)) + [over_specified_atom] * (num_atoms - num_true)
 
 
+def fitted_mask(model: MixtureOfExperts, num_atoms: int, fixed_gate_atom: int | None = None) -> torch.Tensor:
+    """The mask (N, P) of fitted parameters: all but ``fixed_gate_atom``'s gating parameters (spec Sec. 2.3-1)."""
+    free = torch.ones(num_atoms, model.params_per_atom, dtype=torch.bool)
+    if fixed_gate_atom is not None:
+        free[fixed_gate_atom, : model.gate_size] = False
+    return free
+
+
 def initialise_near_truth(
     model: MixtureOfExperts,
     theta_true: torch.Tensor,
@@ -159,8 +167,6 @@ def initialise_near_truth(
         ],
         dim=-1,
     )  # (N, P)
-    free = torch.ones_like(start, dtype=torch.bool)
-    if fixed_gate_atom is not None:
-        free[fixed_gate_atom, : model.gate_size] = False
+    free = fitted_mask(model, num_atoms, fixed_gate_atom)
     noise = torch.stack([torch.randn(start.shape, generator=g, dtype=start.dtype) for g in generators])
     return start + noise * stds * free, free
