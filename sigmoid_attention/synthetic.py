@@ -31,8 +31,7 @@ from common.synthetic import (
     make_generator,
     sample_ground_truth,
 )
-from common.synthetic.experiment import FitProblem, evaluate, fit_replicates, least_squares
-from common.synthetic.fitting import fit_least_squares
+from common.synthetic.experiment import FitProblem, evaluate, fit_replicates, fit_sample
 from common.synthetic.truth import initialise_near_truth, sample_inputs
 
 REGIMES = ("dense", "sparse")
@@ -123,6 +122,8 @@ class Config:
                 raise ConfigError.invalid(name, value, "a positive number")
         if self.fit.max_iter <= 0 or self.fit.decrement_tol <= 0:
             raise ConfigError.invalid("fit", asdict(self.fit), "positive max_iter and decrement_tol")
+        if self.fit.gram_rows is not None and self.fit.gram_rows <= 0:
+            raise ConfigError.invalid("fit.gram_rows", self.fit.gram_rows, "a positive number of rows, or null (all)")
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,7 @@ def best_approximation(cfg: Config, curve: CurveConfig, num_atoms: int) -> torch
         scale=cfg.init_scale,
         generators=[make_generator(cfg.truth_seed, "gbar-init")],
     )
-    normal_equations, loss_fn = least_squares(problem.fitted, x, y)
-    fit = fit_least_squares(normal_equations, loss_fn, theta0, x.shape[1], free, cfg.fit)
+    fit = fit_sample(problem.fitted, x, y, theta0, free, cfg.fit)
     theta = fit.theta[0]
     write_run(
         path,

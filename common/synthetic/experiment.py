@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -52,42 +53,66 @@ def _symmetric_rank_update(gram: torch.Tensor, jac: torch.Tensor) -> None:
         blas.dsyrk(1.0, j.T, beta=1.0, c=g.T, trans=0, overwrite_c=True)
 
 
-def least_squares(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, budget: int = 2**23):
+def least_squares(
+    model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None = None, budget: int = 2**23
+):
     """The training loss mean_i (f(x_i) - y_i)^2 of each replicate and its normal equations, for the fitter.
 
-    x (R, n, d), y (R, n). All requested replicates are evaluated together, ``budget`` Jacobian entries
-    (replicates x rows x parameters) at a time, so that memory stays bounded whatever n is.
+    x (R, n, d), y (R, n). Returns ``normal_equations(theta, idx, exact=False)`` -> (loss, gradient,
+    Gauss-Newton matrix) and ``loss_fn(theta, idx)``. Loss and gradient use all n rows. The Gauss-Newton matrix
+    2 J^T J / m uses the first m = min(gram_rows, n) rows (all rows if gram_rows is None or exact=True): the
+    rows are i.i.d., so this is an unbiased estimate of the full matrix at m / n of the cost of the n P^2
+    product that dominates the fit. It only preconditions the steps; the estimator is still the stationary
+    point of the full training loss. Features are computed once; replicates are evaluated together,
+    ``budget`` Jacobian entries (replicates x rows x parameters) at a time, so memory stays bounded.
     """
     R, n = y.shape
     shape = (model.num_atoms, model.params_per_atom)
     P = shape[0] * shape[1]
+    score_features, expert_features = model.features(x)
+    width = score_features.shape[-1] + expert_features.shape[-1]
 
-    def row_blocks(k: int):
-        rows = max(1, budget // (k * P))
-        return [slice(start, start + rows) for start in range(0, n, rows)]
+    def row_blocks(k: int, entries_per_row: int, start: int, stop: int):
+        rows = max(1, budget // (k * entries_per_row))
+        return [slice(begin, min(begin + rows, stop)) for begin in range(start, stop, rows)]
+
+    def block(idx: torch.Tensor, rows: slice):
+        return score_features[idx, rows], expert_features[idx, rows]
 
     def loss_fn(theta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         k = len(idx)
         total = theta.new_zeros(k)
-        for rows in row_blocks(k):
-            f = model.predict(theta.view(k, *shape), model.features(x[idx, rows]))
+        for rows in row_blocks(k, width, 0, n):
+            f = model.predict(theta.view(k, *shape), block(idx, rows))
             total += (f - y[idx, rows]).pow(2).sum(-1)
         return total / n
 
-    def normal_equations(theta: torch.Tensor, idx: torch.Tensor):
+    def normal_equations(theta: torch.Tensor, idx: torch.Tensor, exact: bool = False):
         k = len(idx)
-        loss, grad, gram = theta.new_zeros(k), theta.new_zeros(k, P), theta.new_zeros(k, P, P)
-        for rows in row_blocks(k):
-            f, jac = model.jacobian(theta.view(k, *shape), model.features(x[idx, rows]))
-            jac = jac.reshape(k, -1, P)
+        m = n if exact or gram_rows is None else min(gram_rows, n)
+        loss, grad, gram = theta.new_zeros(k), theta.new_zeros(k, *shape), theta.new_zeros(k, P, P)
+        for rows in row_blocks(k, P, 0, m) + row_blocks(k, width, m, n):
+            features = block(idx, rows)
+            f, d_score, d_pre = model.sensitivities(theta.view(k, *shape), features)
             residual = f - y[idx, rows]
             loss += residual.pow(2).sum(-1)
-            grad += (residual[:, None, :] @ jac)[:, 0]
-            _symmetric_rank_update(gram, jac)
+            grad += model.vector_jacobian(features, d_score, d_pre, residual)
+            if rows.start < m:
+                _symmetric_rank_update(gram, model.assemble_jacobian(features, d_score, d_pre).reshape(k, -1, P))
         gram = torch.tril(gram) + torch.tril(gram, -1).transpose(-1, -2)
-        return loss / n, 2 * grad / n, 2 * gram / n
+        return loss / n, 2 * grad.reshape(k, P) / n, 2 * gram / m
 
     return normal_equations, loss_fn
+
+
+def fit_sample(
+    model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, theta0: torch.Tensor, free: torch.Tensor, fit: FitConfig
+) -> FitResult:
+    """Least-squares fits of ``model`` to samples x (R, n, d), y (R, n) from theta0 (R, N, P)."""
+    n = y.shape[1]
+    normal_equations, loss_fn = least_squares(model, x, y, fit.gram_rows)
+    exact = partial(normal_equations, exact=True) if fit.gram_rows is not None and fit.gram_rows < n else None
+    return fit_least_squares(normal_equations, loss_fn, theta0, n, free, fit, exact)
 
 
 def fit_replicates(
@@ -106,9 +131,7 @@ def fit_replicates(
         generators=init_streams,
         fixed_gate_atom=problem.fixed_gate_atom,
     )
-    normal_equations, loss_fn = least_squares(problem.fitted, x, y)
-    result = fit_least_squares(normal_equations, loss_fn, theta0, n, free, fit)
-    return result, theta0
+    return fit_sample(problem.fitted, x, y, theta0, free, fit), theta0
 
 
 def regression_error(

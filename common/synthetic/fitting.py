@@ -34,6 +34,8 @@ class FitConfig:
     decrement_tol: float = 1e-2  # stop when g^T H^-1 g < decrement_tol * P * loss / n
     initial_damping: float = 1e-4  # lambda of (H + lambda diag(H)) delta = -g
     max_damping: float = 1e8
+    gram_rows: int | None = None  # Gauss-Newton matrix from at most this many rows (None: all n rows) ...
+    exact_switch: float = 1.0  # ... until the damped decrement is below exact_switch * P * loss / n
     decrement_damping: float = 1e-9  # the Newton decrement uses H + this * diag(H): exact flat directions
     # (sigmoid gates with a constant score, spec Sec. 4.3) make H singular, and g has no component along them
 
@@ -67,11 +69,15 @@ def fit_least_squares(
     n: int,
     free: torch.Tensor | None = None,
     cfg: FitConfig | None = None,
+    exact_normal_equations: NormalEquations | None = None,
 ) -> FitResult:
     """Minimise a per-replicate least-squares loss from theta0 (R, ...), independently per replicate.
 
     free: bool mask broadcastable to theta0 of the fitted entries (the others keep their initial value).
     n: the sample size, which sets the stopping scale P * loss / n.
+    exact_normal_equations: where ``normal_equations`` approximate the Gauss-Newton matrix (a row subsample),
+    the exact ones. A replicate switches to them when the approximate decrement meets the stopping rule, and
+    at the end; ``converged`` and the final decrement always refer to the exact matrix.
     """
     cfg = cfg or FitConfig()
     shape, R = theta0.shape, theta0.shape[0]
@@ -79,7 +85,22 @@ def fit_least_squares(
     x = theta0.detach().reshape(R, -1).clone()
     everyone = torch.arange(R)
     scale = free.sum(-1) / n  # P / n: the statistical error's squared Fisher length per unit of noise
-    loss, grad, H = normal_equations(x, everyone)
+    # Replicates switch to the exact normal equations once the approximate ones say they have converged.
+    exact = torch.full((R,), exact_normal_equations is None)
+
+    def system(idx: torch.Tensor):
+        if exact[idx].all():
+            return (exact_normal_equations or normal_equations)(x[idx], idx)
+        if not exact[idx].any():
+            return normal_equations(x[idx], idx)
+        mask = exact[idx]
+        parts = exact_normal_equations(x[idx[mask]], idx[mask]), normal_equations(x[idx[~mask]], idx[~mask])
+        out = [torch.empty(len(idx), *t.shape[1:], dtype=t.dtype) for t in parts[0]]
+        for o, a, b in zip(out, *parts, strict=True):
+            o[mask], o[~mask] = a, b
+        return out
+
+    loss, grad, H = system(everyone)
     damping = torch.full((R,), cfg.initial_damping, dtype=x.dtype)
     flat = torch.full((R,), cfg.decrement_damping, dtype=x.dtype)
     iterations = torch.zeros(R, dtype=torch.long)
@@ -87,6 +108,10 @@ def fit_least_squares(
     active = torch.ones(R, dtype=torch.bool)
     converged = torch.zeros(R, dtype=torch.bool)
     for _ in range(cfg.max_iter):
+        stalled = active & (damping >= cfg.max_damping) & ~exact  # no approximate step helps: go exact
+        if stalled.any():
+            exact[stalled], damping[stalled] = True, cfg.initial_damping
+            loss[stalled], grad[stalled], H[stalled] = system(stalled.nonzero().squeeze(-1))
         active &= damping < cfg.max_damping
         idx = active.nonzero().squeeze(-1)
         if len(idx) == 0:
@@ -94,7 +119,14 @@ def fit_least_squares(
         tol = cfg.decrement_tol * scale[idx] * loss[idx]
         step, ok = _solve(H[idx], grad[idx], damping[idx], free[idx])
         # The damped decrement is at most the Newton decrement g^T H^-1 g: where it is small, check the latter.
-        check = ok & (-(step * grad[idx]).sum(-1) < tol)
+        damped = -(step * grad[idx]).sum(-1)
+        # Within exact_switch x the statistical error, an approximate matrix converges slowly: go exact.
+        switch = ok & ~exact[idx] & (damped < cfg.exact_switch * tol / cfg.decrement_tol)
+        if switch.any():
+            exact[idx[switch]], damping[idx[switch]] = True, cfg.initial_damping
+            loss[idx[switch]], grad[idx[switch]], H[idx[switch]] = system(idx[switch])
+            idx, step, ok, damped, tol = idx[~switch], step[~switch], ok[~switch], damped[~switch], tol[~switch]
+        check = ok & exact[idx] & (damped < tol)  # converged is only ever judged with the exact matrix
         if check.any():
             newton, solved = _solve(H[idx[check]], grad[idx[check]], flat[: int(check.sum())], free[idx[check]])
             decrement[idx[check]] = torch.where(solved, -(newton * grad[idx[check]]).sum(-1), decrement[idx[check]])
@@ -103,8 +135,8 @@ def fit_least_squares(
             active[idx[done]] = False
             converged[idx[done]] = True
             idx, step, ok = idx[~done], step[~done], ok[~done]
-            if len(idx) == 0:
-                continue
+        if len(idx) == 0:
+            continue
         trial = x[idx] + step
         trial_loss = torch.where(ok, loss_fn(trial, idx), torch.full_like(damping[idx], float("inf")))
         better = trial_loss < loss[idx]
@@ -112,13 +144,19 @@ def fit_least_squares(
         damping[idx] = torch.where(better, (damping[idx] / 3).clamp_min(1e-12), damping[idx] * 4)
         if len(accepted):
             x[accepted] = trial[better]
-            loss[accepted], grad[accepted], H[accepted] = normal_equations(x[accepted], accepted)
+            loss[accepted], grad[accepted], H[accepted] = system(accepted)
             iterations[accepted] += 1
-    # Newton decrements at the final iterate of the fits stopped by the iteration or damping limit.
+    # Newton decrements, with the exact Gauss-Newton matrix, at the final iterate of the fits stopped by the
+    # iteration or damping limit.
+    if not exact.all():
+        idx = (~exact).nonzero().squeeze(-1)
+        exact[idx] = True
+        loss[idx], grad[idx], H[idx] = system(idx)
     if not converged.all():
         idx = (~converged).nonzero().squeeze(-1)
         newton, solved = _solve(H[idx], grad[idx], flat[: len(idx)], free[idx])
         decrement[idx] = torch.where(solved, -(newton * grad[idx]).sum(-1), decrement[idx])
+        converged[idx] = solved & (decrement[idx] < cfg.decrement_tol * scale[idx] * loss[idx])
     return FitResult(
         theta=x.reshape(shape),
         loss=loss,

@@ -156,13 +156,13 @@ class MixtureOfExperts:
         score_features, expert_features = features
         return (self.gates(theta, score_features) * self.experts(theta, expert_features)).sum(-1)
 
-    def jacobian(
+    def sensitivities(
         self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """f_G(x) (R, n) and its Jacobian d f / d theta (R, n, N, P), analytically.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f_G(x) (R, n) and its derivatives (R, n, N) in each atom's score s_i and expert pre-activation z_i.
 
-        d f / d s_i = sigmoid'(s_i) E_i (sigmoid gate) or g_i (E_i - f) (softmax gate), d f / d z_i = g_i phi'(z_i);
-        the chain rule through the linear score and pre-activation gives features x those weights.
+        d f / d s_i = sigmoid'(s_i) E_i (sigmoid gate) or g_i (E_i - f) (softmax gate), d f / d z_i = g_i phi'(z_i).
+        Scores and pre-activations are linear in the parameters, so the Jacobian is features x these weights.
         """
         score_features, expert_features = features
         scores = score_features @ theta[..., : self.gate_size].transpose(-1, -2)  # (R, n, N)
@@ -177,15 +177,37 @@ class MixtureOfExperts:
             gates = torch.sigmoid(scores)
             f = (gates * experts).sum(-1)
             d_score = gates * (1 - gates) * experts
-        d_pre = gates * dphi(pre, self.expert_degree)
-        jac = torch.cat(
-            [
-                score_features[..., None, :] * d_score[..., None],
-                expert_features[..., None, :] * d_pre[..., None],
-            ],
-            dim=-1,
-        )  # (R, n, N, P)
-        return f, jac
+        return f, d_score, gates * dphi(pre, self.expert_degree)
+
+    def jacobian(
+        self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """f_G(x) (R, n) and its Jacobian d f / d theta (R, n, N, P), analytically."""
+        f, d_score, d_pre = self.sensitivities(theta, features)
+        return f, self.assemble_jacobian(features, d_score, d_pre)
+
+    def assemble_jacobian(
+        self, features: tuple[torch.Tensor, torch.Tensor], d_score: torch.Tensor, d_pre: torch.Tensor
+    ) -> torch.Tensor:
+        """The Jacobian (R, n, N, P) from ``sensitivities``: each atom's features times its two weights."""
+        score_features, expert_features = features
+        jac = d_score.new_empty(*d_score.shape, self.params_per_atom)
+        torch.mul(score_features[..., None, :], d_score[..., None], out=jac[..., : self.gate_size])
+        torch.mul(expert_features[..., None, :], d_pre[..., None], out=jac[..., self.gate_size :])
+        return jac
+
+    def vector_jacobian(
+        self,
+        features: tuple[torch.Tensor, torch.Tensor],
+        d_score: torch.Tensor,
+        d_pre: torch.Tensor,
+        v: torch.Tensor,
+    ) -> torch.Tensor:
+        """sum_i v_i d f(x_i) / d theta (R, N, P) from ``sensitivities`` and v (R, n), without the Jacobian."""
+        score_features, expert_features = features
+        grad_gate = (d_score * v[..., None]).transpose(-1, -2) @ score_features  # (R, N, q)
+        grad_expert = (d_pre * v[..., None]).transpose(-1, -2) @ expert_features  # (R, N, d + 1)
+        return torch.cat([grad_gate, grad_expert], dim=-1)
 
     def with_atoms(self, num_atoms: int) -> MixtureOfExperts:
         """The same family with another number of atoms (e.g. the over-specified fit of a true model)."""

@@ -9,6 +9,11 @@ from common.synthetic.experiment import FitProblem, fit_replicates, least_square
 from common.synthetic.truth import make_generator, sample_data
 
 
+def sample(prob, n, seed, replicates):
+    streams = [make_generator(seed, "data", n, r) for r in range(replicates)]
+    return sample_data(prob.truth, prob.theta_true, n, 0.01, streams)
+
+
 def problem(gate="softmax", expert="linear"):
     model = MixtureOfExperts(gate, "quadratic_polynomial", expert, dim=2, num_atoms=2)
     theta = sample_ground_truth(model, seed=0, gate_variance=1.0, expert_variance=1.0)
@@ -54,6 +59,45 @@ def test_normal_equations_are_the_gauss_newton_system_of_the_training_loss():
         torch.testing.assert_close(gram[r], 2 * jac.T @ jac / 300)
         torch.testing.assert_close(grad[r], 2 * jac.T @ (f[0] - y[r]) / 300)
     torch.testing.assert_close(loss, loss_fn(theta, torch.arange(2)))
+
+
+def test_gauss_newton_matrix_from_a_row_subsample():
+    prob = problem("softmax", "relu")
+    n, m = 300, 120
+    streams = [make_generator(3, "data", n, r) for r in range(2)]
+    x, y = sample_data(prob.truth, prob.theta_true, n, 0.01, streams)
+    theta = (prob.theta_true + 0.05).expand(2, -1, -1).reshape(2, -1).clone()
+    idx = torch.arange(2)
+    exact = least_squares(prob.fitted, x, y, budget=700)[0](theta, idx)
+    normal_equations, _ = least_squares(prob.fitted, x, y, gram_rows=m, budget=700)
+    loss, grad, gram = normal_equations(theta, idx)
+    torch.testing.assert_close(loss, exact[0])  # loss and gradient still use every row
+    torch.testing.assert_close(grad, exact[1])
+    for r in range(2):
+        _, jac = prob.fitted.jacobian(theta[r].view(1, 2, -1), prob.fitted.features(x[r, :m][None]))
+        jac = jac[0].reshape(m, -1)
+        torch.testing.assert_close(gram[r], 2 * jac.T @ jac / m)
+    assert not torch.allclose(gram, exact[2])
+    for a, b in zip(normal_equations(theta, idx, exact=True), exact, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_subsampled_gauss_newton_matrix_reaches_the_same_estimator():
+    prob = problem("sigmoid", "gelu")
+    n = 20000
+    full, _ = fit_replicates(prob, n, seed=4, replicates=range(3), fit=FitConfig(decrement_tol=1e-3))
+    sub, _ = fit_replicates(prob, n, seed=4, replicates=range(3), fit=FitConfig(decrement_tol=1e-3, gram_rows=500))
+    assert full.converged.all() and sub.converged.all()
+    # converged is judged with the full-sample matrix
+    parameters = prob.fitted.num_atoms * prob.fitted.params_per_atom
+    normal_equations, _ = least_squares(prob.fitted, *sample(prob, n, seed=4, replicates=3))
+    _, grad, gram = normal_equations(sub.theta.reshape(3, -1), torch.arange(3))
+    decrement = (grad[:, None, :] @ torch.linalg.solve(gram, grad[..., None]))[:, 0, 0]
+    torch.testing.assert_close(decrement, sub.decrement, rtol=1e-4, atol=0)
+    assert (decrement < 1e-3 * parameters * sub.loss / n).all()
+    # both are the estimator up to a small fraction of its distance from the truth
+    distance = (sub.theta - full.theta).norm(dim=(1, 2))
+    assert (distance < 0.1 * (full.theta - prob.theta_true).norm(dim=(1, 2))).all(), distance
 
 
 def test_stopping_rule_is_relative_to_the_statistical_error():
