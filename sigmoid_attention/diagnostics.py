@@ -1,9 +1,10 @@
 """Diagnostics that explain the sigmoid-attention slopes: is the estimator local, and are there flat directions?
 
-    python -m sigmoid_attention.diagnostics [variant=paper|smoke] [init_scales=[0.05,0.1,0.2]] [n=10000]
+    python -m sigmoid_attention.diagnostics [variant=paper|smoke] [tables=[fisher,init_scale,cells]]
+        [init_scales=[0.05,0.1,0.2]] [n=10000]
 
-Two checks per distinct curve of the four panels (spec Sec. 2.4, 4.6), written to
-``<results_dir>/diagnostics/<variant>/{fisher,init_scale}.{csv,md}``:
+Three checks per distinct drawn curve of the four panels (spec Sec. 2.4, 2.6, 4.6), written to
+``<results_dir>/diagnostics/<variant>/{fisher,init_scale,cells}.{csv,md}``:
 
 - ``fisher``: the Fisher information I = E[J^T J] of the exactly specified model (N = N*) at the truth,
   on fresh inputs. Asymptotically the least-squares estimator has covariance nu I^-1 / n, so
@@ -15,6 +16,9 @@ Two checks per distinct curve of the four panels (spec Sec. 2.4, 4.6), written t
 - ``init_scale``: the drawn loss at one sample size, refitted from initial perturbations of several scales.
   Along flat directions the fit stays where it starts, so the loss grows with the scale; for an identified
   model the least-squares estimator does not depend on where the fit starts.
+- ``cells``: the drawn loss of the computed sweep points split by true atom (each atom's mass term plus the
+  terms of the fitted atoms in its Voronoi cell), with its mean at the smallest and largest n and its slope.
+  It shows which atoms carry the loss and which decay slowly. It only reads stored points and never fits.
 """
 
 from __future__ import annotations
@@ -29,17 +33,31 @@ import torch
 
 from common.config import ConfigError, cli_config
 from common.plotting import write_table
+from common.runs import is_done as run_is_done
 from common.runs import read_run
-from common.synthetic import make_generator
+from common.synthetic import LOSSES, make_generator
 from common.synthetic.experiment import least_squares
 from common.synthetic.truth import fitted_mask, sample_inputs
 from sigmoid_attention.figures import PANELS, VARIANTS, panel_config
-from sigmoid_attention.synthetic import Config, CurveConfig, Point, fit_problem, point_dir, run_point
+from sigmoid_attention.synthetic import (
+    Config,
+    CurveConfig,
+    Point,
+    best_approximation,
+    fit_problem,
+    needs_best_approximation,
+    point_dir,
+    run_point,
+    zero_gate_atoms,
+)
+
+TABLES = ("fisher", "init_scale", "cells")
 
 
 @dataclass
 class DiagnosticsConfig:
     variant: str = "paper"  # the panel configs whose curves are diagnosed: paper | smoke
+    tables: list[str] = field(default_factory=lambda: list(TABLES))
     fisher_size: int = 100_000  # inputs of the Monte Carlo Fisher information
     local_error: float = 0.1  # predicted per-atom error that counts as "local"
     init_scales: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
@@ -50,6 +68,8 @@ class DiagnosticsConfig:
     def validate(self) -> None:
         if self.variant not in VARIANTS:
             raise ConfigError.invalid("variant", self.variant, f"one of {', '.join(VARIANTS)}")
+        if not self.tables or any(t not in TABLES for t in self.tables):
+            raise ConfigError.invalid("tables", self.tables, f"a non-empty subset of {', '.join(TABLES)}")
         if len(self.init_scales) < 2 or any(s <= 0 for s in self.init_scales):
             raise ConfigError.invalid("init_scales", self.init_scales, "at least two positive scales")
         for name in ("fisher_size", "n", "replicates"):
@@ -133,17 +153,69 @@ def init_scale_rows(cfg: Config, c: int, num_atoms: int, diag_cfg: DiagnosticsCo
     return rows
 
 
+def slope_of_mean(sample_sizes: list[int], values: np.ndarray) -> float:
+    """OLS slope of log(mean over replicates) on log n; NaN where a mean is 0 (e.g. an always empty cell)."""
+    mean = values.mean(-1)
+    if (mean <= 0).any():
+        return float("nan")
+    return float(np.polyfit(np.log(sample_sizes), np.log(mean), 1)[0])
+
+
+def cell_rows(cfg: Config, c: int, num_atoms: int) -> list[dict]:
+    """The drawn loss split by true atom over the stored sweep points of one curve (none if any is missing)."""
+    curve = cfg.curves[c]
+    points = [Point(c, num_atoms, n) for n in cfg.sample_sizes]
+    if not all(run_is_done(point_dir(cfg, p)) for p in points):
+        return []
+    problem = fit_problem(cfg, curve, num_atoms)
+    loss = LOSSES[curve.loss]
+    if loss.reference == "best_approximation" and needs_best_approximation(cfg, curve, num_atoms):
+        reference = problem.fitted.blocks(best_approximation(cfg, curve, num_atoms))
+    else:
+        reference = problem.truth.blocks(problem.theta_true)
+    per_cell, sizes = [], []
+    for point in points:
+        theta = torch.from_numpy(read_run(point_dir(cfg, point))["arrays"]["theta"])
+        terms = loss.terms(problem.fitted.blocks(theta), reference)
+        per_cell.append(terms["per_cell"].numpy())  # (R, N*)
+        sizes.append(terms["cell_sizes"].double().mean(0).numpy())
+    per_cell = np.stack(per_cell)  # (K, R, atoms)
+    total_last = per_cell[-1].sum(-1).mean()
+    zero_gate = set(zero_gate_atoms(cfg, curve))
+    rows = []
+    for j in range(per_cell.shape[-1]):
+        rows.append(
+            {
+                "curve": f"{curve.gate} {curve.expert} {curve.regime}",
+                "N": num_atoms,
+                "loss": curve.loss,
+                "atom": j + 1,
+                "constant_gate": j in zero_gate,
+                "mean_cell_size_last_n": float(sizes[-1][j]),
+                "first_n": float(per_cell[0, :, j].mean()),
+                "last_n": float(per_cell[-1, :, j].mean()),
+                "share_last_n": float(per_cell[-1, :, j].mean() / total_last),
+                "slope": slope_of_mean(cfg.sample_sizes, per_cell[:, :, j]),
+            }
+        )
+    return rows
+
+
 def main(diag_cfg: DiagnosticsConfig) -> None:
     curves = distinct_curves(diag_cfg.variant, diag_cfg.results_dir)
     out_dir = Path(curves[0][0].results_dir) / "diagnostics" / diag_cfg.variant
-    # The Fisher information is that of the N = N* model, so curves drawn at both N share one row.
-    models = {(cfg.curves[c].gate, cfg.curves[c].expert, cfg.curves[c].regime): (cfg, c) for cfg, c, _ in curves}
-    fisher = pd.DataFrame([fisher_row(cfg, cfg.curves[c], diag_cfg) for cfg, c in models.values()])
-    for path in write_table(fisher, out_dir / "fisher"):
-        print(f"wrote {path}")
-    scales = pd.DataFrame([row for cfg, c, N in curves for row in init_scale_rows(cfg, c, N, diag_cfg)])
-    for path in write_table(scales, out_dir / "init_scale"):
-        print(f"wrote {path}")
+    tables = {}
+    if "fisher" in diag_cfg.tables:
+        # The Fisher information is that of the N = N* model, so curves drawn at both N share one row.
+        models = {(cfg.curves[c].gate, cfg.curves[c].expert, cfg.curves[c].regime): (cfg, c) for cfg, c, _ in curves}
+        tables["fisher"] = [fisher_row(cfg, cfg.curves[c], diag_cfg) for cfg, c in models.values()]
+    if "init_scale" in diag_cfg.tables:
+        tables["init_scale"] = [row for cfg, c, N in curves for row in init_scale_rows(cfg, c, N, diag_cfg)]
+    if "cells" in diag_cfg.tables:
+        tables["cells"] = [row for cfg, c, N in curves for row in cell_rows(cfg, c, N)]
+    for name, rows in tables.items():
+        for path in write_table(pd.DataFrame(rows), out_dir / name, float_format="%.4g"):
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ class VoronoiLoss:
         return self.terms(fitted, true)["total"]
 
     def terms(self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The loss split into its parts: ``mass`` (R,), ``atoms`` (R,), ``total`` (R,), ``cell_sizes`` (R, N*)."""
+        """The loss split into its parts: ``mass`` (R,), ``atoms`` (R,), ``total`` (R,), ``cell_sizes`` (R, N*),
+        and ``per_cell`` (R, N*), each true atom's share of the total (its mass term and its cell's atom terms)."""
         true = {k: v.expand(fitted[k].shape[0], *v.shape[-2:]) for k, v in true.items()}
         u = torch.cat([fitted[b] for b in self.cell_blocks], dim=-1)  # (R, N, k)
         v = torch.cat([true[b] for b in self.cell_blocks], dim=-1)  # (R, N*, k)
@@ -67,12 +68,10 @@ class VoronoiLoss:
         mass = gate_mass("softmax" if self.mass == "exp" else "sigmoid", fitted["c"].squeeze(-1))  # (R, N)
         true_mass = gate_mass("softmax" if self.mass == "exp" else "sigmoid", true["c"].squeeze(-1))
         mass_gap = (torch.einsum("rn,rnj->rj", mass, members) - true_mass).abs()  # (R, N*)
-        if self.mass_cells == "all":
-            mass_term = mass_gap.sum(-1)
-        elif self.mass_cells == "not_exact":
-            mass_term = (mass_gap * (sizes != 1)).sum(-1)
-        else:
-            mass_term = torch.zeros_like(mass_gap[:, 0])
+        if self.mass_cells == "not_exact":
+            mass_gap = mass_gap * (sizes != 1)
+        elif self.mass_cells == "none":
+            mass_gap = torch.zeros_like(mass_gap)
 
         max_size = members.shape[1]
         atom_terms = torch.zeros_like(mass)
@@ -83,8 +82,14 @@ class VoronoiLoss:
             exponent = table[atom_size]  # nan where the block has no term for that cell size
             atom_terms += torch.where(exponent.isnan(), 0.0, distance.pow(exponent.nan_to_num(1.0)))
         weights = mass if self.weighted else torch.ones_like(mass)
-        atoms = (weights * atom_terms).sum(-1)
-        return {"mass": mass_term, "atoms": atoms, "total": mass_term + atoms, "cell_sizes": sizes}
+        per_cell = mass_gap + torch.einsum("rn,rnj->rj", weights * atom_terms, members)  # (R, N*)
+        return {
+            "mass": mass_gap.sum(-1),
+            "atoms": (weights * atom_terms).sum(-1),
+            "total": per_cell.sum(-1),
+            "cell_sizes": sizes,
+            "per_cell": per_cell,
+        }
 
     def _exponent(self, block: str, m: int) -> float:
         if m <= 1:

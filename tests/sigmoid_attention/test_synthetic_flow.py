@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from common.config import ConfigError, load_config
-from sigmoid_attention import figures, synthetic
+from common.runs import read_run
+from sigmoid_attention import diagnostics, figures, synthetic
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 ROOT = Path(synthetic.__file__).parents[1]
@@ -62,6 +63,7 @@ def tiny_config(panel, results_dir, extra=()):
         ("curves=[{gate: sigmoid, loss: softmax_l1}]", "curves[0].loss"),
         ("score=quadratic_monomial", "config field 'score' = 'quadratic_monomial' is not allowed"),
         ("min_active_fraction=1.5", "config field 'min_active_fraction' = 1.5 is not allowed: a number in [0, 1)"),
+        ("fit.gram_rows=0", "config field 'fit.gram_rows' = 0 is not allowed: a positive number of rows"),
     ],
 )
 def test_bad_config_fails_naming_field_value_and_allowed(override, message):
@@ -106,6 +108,26 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
     drawn = slopes[slopes.drawn]
     assert len(drawn) == 8 and drawn.paper_slope.notna().all()  # two curves per panel, with the paper's slope
     assert (slopes.ci_low <= slopes.ci_high).all()
+
+    # the per-atom split of the drawn losses reads the same points and adds up to the stored loss
+    original = diagnostics.panel_config
+    diagnostics.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    try:
+        diagnostics.main(diagnostics.DiagnosticsConfig(variant="smoke", tables=["cells"]))
+    finally:
+        diagnostics.panel_config = original
+    cells = pd.read_csv(tmp_path / "diagnostics" / "smoke" / "cells.csv")
+    assert len(cells) == 2 * (3 + 4) + 4 * 3  # fig1 sigmoid: the 4 atoms of G-bar; otherwise the N* = 3 true atoms
+    assert set(cells.curve) == {
+        f"{g} {e} {r}" for g, e, r in [(g, e, "dense") for g in ("softmax", "sigmoid") for e in ("relu", "linear")]
+    } | {"sigmoid relu sparse", "sigmoid linear sparse"}
+    for (curve, _), group in cells.groupby(["curve", "N"]):
+        assert group.share_last_n.sum() == pytest.approx(1, abs=1e-3), curve
+    cfg = tiny_config("fig2a", tmp_path)
+    stored = read_run(synthetic.point_dir(cfg, synthetic.Point(0, 3, 800)))["arrays"]["sigmoid_l1"].mean()
+    relu = cells[(cells.curve == "sigmoid relu sparse") & (cells.N == 3)]
+    assert relu.last_n.sum() == pytest.approx(stored, rel=2e-3)
+    assert relu.constant_gate.sum() == 2  # the sparse regime's two zero-gate atoms
 
 
 def test_figures_report_missing_points(tmp_path, capsys):

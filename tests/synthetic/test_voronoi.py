@@ -36,6 +36,7 @@ def test_softmax_l1_exact_and_over_specified_cells():
     assert terms["cell_sizes"].tolist() == [[2, 1]]
     assert terms["mass"].item() == pytest.approx(mass)
     assert terms["total"].item() == pytest.approx(mass + over + exact)
+    assert terms["per_cell"][0].tolist() == pytest.approx([mass + over, exact])
 
 
 def test_empty_cell_counts_its_whole_true_mass():
