@@ -5,8 +5,10 @@
 Reads the points written by ``python -m sigmoid_attention.synthetic`` (it never fits anything), draws each
 panel (mean Voronoi loss vs n on log-log axes, +-3 SD error bars, fitted dash-dotted lines; SG Sec. 5) as
 pdf + png, and writes ``slopes.csv`` / ``slopes.md``: one row per curve, fitted-atom setting and loss, with
-the bootstrap 95% CI, the paper's printed slope, the slope over n >= 1e4 only (``slope_upper``) and the
-fraction of fits that met the stopping rule. Missing points are listed and the command fails.
+the bootstrap 95% CI, the paper's printed slope, the slope of the median (robust to single diverging
+fits), the slope over n >= 1e4 only (``slope_upper``), the
+fraction of fits that met the stopping rule, and how far the fits at the largest n are from the estimator
+(``optimisation_error_last_n``, in units of its statistical error). Missing points are listed and the command fails.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from common.config import ConfigError, cli_config, load_config
 from common.plotting import RateCurve, plot_rate_curves, save_figure, use_house_style, write_table
 from common.runs import is_done, read_run
 from common.synthetic import fit_rate
-from sigmoid_attention.synthetic import Config, Point, point_dir
+from common.synthetic.truth import fitted_mask
+from sigmoid_attention.synthetic import Config, Point, fit_problem, point_dir
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PANELS = ("fig1a", "fig1b", "fig2a", "fig2b")
@@ -53,15 +56,35 @@ def panel_config(panel: str, variant: str, results_dir: str | None = None) -> Co
     return load_config(Config, CONFIG_DIR / f"{panel}{suffix}.yaml", overrides)
 
 
-def collect(cfg: Config, curve: int, num_atoms: int, metric: str) -> tuple[np.ndarray | None, list[Point], float]:
-    """Values (K, R) of ``metric`` over the sample sizes, the missing points, and the converged fraction."""
+@dataclass
+class Collected:
+    values: np.ndarray | None  # (K, R) the metric over the sample sizes; None if a point is missing
+    missing: list[Point]
+    converged: float = float("nan")  # fraction of fits that met the stopping rule
+    optimisation_error: float = float("nan")  # at the largest n: median distance to the estimator / its error
+
+
+def collect(cfg: Config, curve: int, num_atoms: int, metric: str) -> Collected:
+    """A metric of one curve and setting over the sample sizes, with how well its fits converged.
+
+    ``optimisation_error`` is sqrt(g^T H^-1 g / (P loss / n)): the distance of a fit to the least-squares
+    estimator in the Fisher metric, in units of the estimator's own statistical error.
+    """
     points = [Point(curve, num_atoms, n) for n in cfg.sample_sizes]
     missing = [p for p in points if not is_done(point_dir(cfg, p))]
     if missing:
-        return None, missing, float("nan")
+        return Collected(None, missing)
     runs = [read_run(point_dir(cfg, p))["arrays"] for p in points]
-    converged = float(np.mean([run["converged"].mean() for run in runs]))
-    return np.stack([run[metric] for run in runs]), [], converged
+    problem = fit_problem(cfg, cfg.curves[curve], num_atoms)
+    parameters = int(fitted_mask(problem.fitted, num_atoms, problem.fixed_gate_atom).sum())
+    last = runs[-1]
+    ratio = last["decrement"] / (parameters * last["train_loss"] / cfg.sample_sizes[-1])
+    return Collected(
+        np.stack([run[metric] for run in runs]),
+        [],
+        float(np.mean([run["converged"].mean() for run in runs])),
+        float(np.sqrt(np.median(ratio))),
+    )
 
 
 def main(fig_cfg: FiguresConfig) -> None:
@@ -75,9 +98,10 @@ def main(fig_cfg: FiguresConfig) -> None:
             for num_atoms in cfg.num_atoms:
                 setting = f"N=N*+{num_atoms - cfg.num_true}" if num_atoms > cfg.num_true else "N=N*"
                 for metric in (curve.loss, "regression_error"):
-                    values, missing, converged = collect(cfg, c, num_atoms, metric)
-                    if missing:
-                        missing_all += [(panel, curve.label, p) for p in missing]
+                    collected = collect(cfg, c, num_atoms, metric)
+                    values = collected.values
+                    if collected.missing:
+                        missing_all += [(panel, curve.label, p) for p in collected.missing]
                         break
                     rate = fit_rate(cfg.sample_sizes, values)
                     upper = np.asarray(cfg.sample_sizes) >= UPPER_N
@@ -97,9 +121,11 @@ def main(fig_cfg: FiguresConfig) -> None:
                             "ci_low": rate.ci_low,
                             "ci_high": rate.ci_high,
                             "paper_slope": curve.paper_slope if is_drawn else np.nan,
+                            "median_slope": rate.median_slope,
                             "slope_upper": slope_upper,
                             "drawn": is_drawn,
-                            "converged": converged,
+                            "converged": collected.converged,
+                            "optimisation_error_last_n": collected.optimisation_error,
                         }
                     )
                     if is_drawn:

@@ -55,7 +55,7 @@ class Config:
     figure: str = "fig1a"
     title: str = ""
     curves: list[CurveConfig] = field(default_factory=lambda: [CurveConfig()])
-    num_atoms: list[int] = field(default_factory=lambda: [9, 8])  # fitted N per setting; the first is drawn
+    num_atoms: list[int] = field(default_factory=lambda: [8, 9])  # fitted N per setting; the first is drawn
     num_true: int = 8  # N*
     dim: int = 8  # d
     score: str = "quadratic_polynomial"

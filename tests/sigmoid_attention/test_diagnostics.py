@@ -21,6 +21,6 @@ def test_fisher_finds_the_sparse_flat_directions_and_init_scale_refits(tmp_path)
     errors = fisher["worst_atom_error_n1e3"] / fisher["worst_atom_error_n1e5"]
     assert ((errors - 10).abs() < 0.05).all()  # predicted errors scale as n^-1/2 (tables are rounded)
     scales = pd.read_csv(out / "init_scale.csv")
-    assert len(scales) == 2 * 8  # two scales for each distinct (curve, drawn N) of the four panels
+    assert len(scales) == 2 * 6  # two scales for each distinct (curve, drawn N) of the four panels
     assert (scales.groupby("curve")["init_scale"].min() == 0.05).all()
     assert (scales[scales.init_scale == 0.05]["loss_ratio_to_smallest_scale"] == 1).all()
