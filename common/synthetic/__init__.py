@@ -11,7 +11,7 @@ from common.synthetic.truth import (
     sample_ground_truth,
     softmax_reference_gauge,
 )
-from common.synthetic.voronoi import LOSSES, VoronoiLoss, rbar, sigmoid_l2, softmax_l2
+from common.synthetic.voronoi import LOSSES, VoronoiLoss, losses_for, rbar, sigmoid_l2, softmax_l2, softmax_mono_l2
 
 __all__ = [
     "EXPERTS",
@@ -29,11 +29,13 @@ __all__ = [
     "gate_mass",
     "gate_mass_inverse",
     "initialise_near_truth",
+    "losses_for",
     "make_generator",
     "rbar",
     "sample_data",
     "sample_ground_truth",
     "sigmoid_l2",
     "softmax_l2",
+    "softmax_mono_l2",
     "softmax_reference_gauge",
 ]

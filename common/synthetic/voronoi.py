@@ -47,6 +47,7 @@ class VoronoiLoss:
     weighted: bool = True  # weight each atom's terms by its fitted mass
     mass_cells: str = "all"  # cells with a mass term: "all" | "not_exact" (|V_j| != 1) | "none"
     reference: str = "truth"  # what the loss compares with: "truth" (G*) or "best_approximation" (G-bar)
+    score: str = "quadratic_polynomial"  # the gating score whose parameters the loss is defined on
     description: str = field(default="", compare=False)
 
     def __call__(self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -117,6 +118,19 @@ def softmax_l2(r: float) -> VoronoiLoss:
     )
 
 
+def softmax_mono_l2(r: float) -> VoronoiLoss:
+    """The monomial-gate analogue of QG Eq. (27) (QG App. B: "similar"): L2,r without the b term."""
+    blocks = ("A", "alpha", "beta")
+    return VoronoiLoss(
+        f"softmax_mono_l2_r{r:g}",
+        cell_blocks=("A", "eta"),
+        exact=_same(blocks, r),
+        over=_same(blocks, r),
+        score="quadratic_monomial",
+        description=f"QG Eq. (27) without b, monomial gate, r = {r:g}",
+    )
+
+
 def sigmoid_l2(r: float) -> VoronoiLoss:
     """SG Eq. (11), L2,r (sparse regime, polynomial experts): exponent r everywhere, mass terms on O only."""
     return VoronoiLoss(
@@ -146,10 +160,13 @@ LOSSES: dict[str, VoronoiLoss] = {
             cell_blocks=("A", "eta"),
             exact=_same(("A", "eta"), 1),
             over=_same(("A", "eta"), 2),
+            score="quadratic_monomial",
             description="QG Eq. (25): quadratic monomial softmax gate, strongly identifiable experts",
         ),
         softmax_l2(1),
         softmax_l2(2),
+        softmax_mono_l2(1),
+        softmax_mono_l2(2),
         VoronoiLoss(
             "sigmoid_l1",
             cell_blocks=("A", "b", "eta"),
@@ -175,3 +192,9 @@ LOSSES: dict[str, VoronoiLoss] = {
         ),
     ]
 }
+
+
+def losses_for(gate: str, score: str) -> dict[str, VoronoiLoss]:
+    """The named losses defined for a gate ("softmax" | "sigmoid") and a gating score."""
+    mass = "exp" if gate == "softmax" else "sigmoid"
+    return {name: loss for name, loss in LOSSES.items() if loss.mass == mass and loss.score == score}

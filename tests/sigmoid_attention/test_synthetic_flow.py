@@ -13,6 +13,7 @@ import pytest
 
 from common.config import ConfigError, load_config
 from common.runs import read_run
+from common.synthetic import report
 from sigmoid_attention import diagnostics, figures, synthetic
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
@@ -165,7 +166,7 @@ def test_killed_sweep_resumes_only_missing_points_with_identical_results(tmp_pat
     def sweep_values(path):
         overrides = [*TINY, "num_atoms=[3]", f"results_dir={path}"]
         cfg = load_config(synthetic.Config, CONFIGS / "fig2b_smoke.yaml", overrides)
-        return [figures.collect(cfg, c, 3, "sigmoid_l3").values for c in range(2)]
+        return [report.collect(cfg, c, 3, "sigmoid_l3").values for c in range(2)]
 
     for resumed_values, clean_values in zip(sweep_values(killed), sweep_values(clean), strict=True):
         assert (resumed_values == clean_values).all()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from common.synthetic import LOSSES, VoronoiLoss, sigmoid_l2
+from common.synthetic import LOSSES, VoronoiLoss, losses_for, sigmoid_l2
 
 
 def blocks(**values):
@@ -70,6 +70,39 @@ def test_l2r_uses_one_exponent_everywhere():
         terms = sigmoid_l2(r).terms(fit, blocks(**TRUE))
         assert terms["mass"].item() == 0  # no over-specified cell
         assert terms["atoms"].item() == pytest.approx(0.5**r + 0.3**r)
+
+
+def test_monomial_gate_losses_have_no_b_and_cells_on_a_and_eta():
+    # a monomial gate has no b block; with b the cell of atom 1 would flip to true atom 1
+    true = {k: v for k, v in TRUE.items() if k != "b"}
+    fit = blocks(
+        A=[[0.2], [0.0], [4.0]],
+        c=[[math.log(0.5)]] * 2 + [[0.5]],
+        alpha=[[1.0], [1.0], [-1.0]],
+        beta=[[0.0], [0.1], [0.0]],
+    )
+    l3 = LOSSES["softmax_l3"].terms(fit, blocks(**true))
+    assert l3["cell_sizes"].tolist() == [[2, 1]]
+    # QG Eq. (25): exponent 2 on A and eta in the over-specified cell, 1 in the exact one, weights e^c
+    assert l3["total"].item() == pytest.approx(0 + 0.5 * 0.2**2 + 0.5 * 0.1**2 + 0)
+    l2 = LOSSES["softmax_mono_l2_r1"].terms(fit, blocks(**true))
+    assert l2["total"].item() == pytest.approx(0.5 * 0.2 + 0.5 * 0.1)
+
+
+def test_losses_for_each_gate_and_score():
+    assert set(losses_for("softmax", "quadratic_polynomial")) == {"softmax_l1", "softmax_l2_r1", "softmax_l2_r2"}
+    assert set(losses_for("softmax", "quadratic_monomial")) == {
+        "softmax_l3",
+        "softmax_mono_l2_r1",
+        "softmax_mono_l2_r2",
+    }
+    assert set(losses_for("sigmoid", "quadratic_polynomial")) == {
+        "sigmoid_l1",
+        "sigmoid_l2_r1",
+        "sigmoid_l2_r2",
+        "sigmoid_l3",
+    }
+    assert losses_for("sigmoid", "quadratic_monomial") == {}  # SG's L4/L5 are not implemented
 
 
 def test_sigmoid_l3_against_best_approximation_and_ties():

@@ -1,0 +1,318 @@
+"""A rate experiment as a sweep of points, shared by every paper's synthetic entry point.
+
+An experiment (one figure panel) is a ``SweepConfig``: a list of curves (gate, expert, regime, loss drawn),
+the fitted atom counts N and the sample sizes n. A sweep point is (curve, N, n): R replicate least-squares
+fits batched into one program, their Voronoi losses and the regression error ||f_G-hat - f_G*|| on a fresh
+test sample. Each point is written to ``results_dir/points/<hash of its record>`` and skipped when done, so
+a killed sweep resumes where it stopped and a point shared by two panels is computed once.
+
+A paper's ``synthetic`` module subclasses ``SweepConfig`` with its defaults and restrictions and exposes
+``sweep``, ``is_done``, ``run_point`` and ``main`` from here (the contract ``slurm.submit`` relies on).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.config import ConfigError
+from common.runs import is_done as run_is_done
+from common.runs import read_run, run_dir, write_run
+from common.synthetic.experiment import FitProblem, evaluate, fit_replicates, fit_sample
+from common.synthetic.fitting import FitConfig
+from common.synthetic.models import EXPERTS, GATES, SCORES, MixtureOfExperts
+from common.synthetic.truth import initialise_near_truth, make_generator, sample_ground_truth, sample_inputs
+from common.synthetic.voronoi import losses_for
+
+# Which true atoms have zero gating parameters (A*, b*, c*) = 0 as drawn:
+REGIMES = {
+    "dense": "all gating parameters random",
+    "sparse": "the last two atoms have zero gating parameters (SG App. E sparse regime)",
+    "zero_reference": "the last atom has zero gating parameters (QG App. F.1: the softmax reference atom)",
+}
+PAPER_SAMPLE_SIZES = [int(v) for v in np.unique(np.round(np.logspace(3, 5, 10)))]  # spec Sec. 2.5
+
+
+@dataclass
+class CurveConfig:
+    """One curve of a panel: the gate and experts of the true and fitted model, and the loss drawn."""
+
+    label: str = "sigmoid"
+    gate: str = "sigmoid"  # softmax | sigmoid
+    expert: str = "relu"  # linear | relu | gelu | polynomial
+    regime: str = "dense"  # which true atoms have zero gating parameters: a key of REGIMES
+    loss: str = "sigmoid_l3"  # Voronoi loss drawn in the figure (a loss of common.synthetic.LOSSES for the model)
+    paper_slope: float | None = None  # slope printed in the paper, for the slopes table
+    expected: list[float] | None = None  # [low, high]: the slope band the theory predicts (spec Sec. 1)
+    tabulate: list[str] = field(default_factory=list)  # further losses of the model for the slopes table
+
+
+@dataclass
+class SweepConfig:
+    figure: str = "panel"
+    title: str = ""
+    curves: list[CurveConfig] = field(default_factory=lambda: [CurveConfig()])
+    num_atoms: list[int] = field(default_factory=lambda: [8, 9])  # fitted N per setting; the first is drawn
+    num_true: int = 8  # N*
+    dim: int = 8  # d
+    score: str = "quadratic_polynomial"
+    noise_variance: float = 0.01  # nu
+    gate_variance: float | None = None  # variance of true (A, b, c) entries; None = 1/d
+    expert_variance: float | None = None  # variance of true (alpha, beta) entries; None = 1/d
+    sample_sizes: list[int] = field(default_factory=lambda: list(PAPER_SAMPLE_SIZES))
+    replicates: int = 20
+    seed: int = 0  # data, noise and initialisation streams
+    truth_seed: int = 0  # the ground truth, drawn once
+    min_active_fraction: float = 0.3  # redraw the truth until every expert is active on this share of inputs
+    init_scale: float = 0.1  # initial perturbation: init_scale x RMS of each true block (spec Sec. 2.5)
+    test_size: int = 100_000  # fresh inputs for the regression error
+    best_approximation_size: int = 200_000  # noiseless inputs of the population fit G-bar (dense sigmoid, N > N*)
+    fit: FitConfig = field(default_factory=FitConfig)
+    results_dir: str = "results/synthetic"
+
+    def validate(self) -> None:
+        if self.dim < 1:
+            raise ConfigError.invalid("dim", self.dim, "a positive integer")
+        if self.num_true < 2:
+            raise ConfigError.invalid("num_true", self.num_true, "an integer >= 2 (N*)")
+        if self.score not in SCORES:
+            raise ConfigError.invalid("score", self.score, f"one of {', '.join(SCORES)}")
+        if not self.curves:
+            raise ConfigError.invalid("curves", self.curves, "a non-empty list of curves")
+        for i, curve in enumerate(self.curves):
+            for name, allowed in (("gate", GATES), ("expert", EXPERTS), ("regime", tuple(REGIMES))):
+                if getattr(curve, name) not in allowed:
+                    raise ConfigError.invalid(
+                        f"curves[{i}].{name}", getattr(curve, name), f"one of {', '.join(allowed)}"
+                    )
+            losses = losses_for(curve.gate, self.score)
+            if curve.loss not in losses:
+                raise ConfigError.invalid(
+                    f"curves[{i}].loss",
+                    curve.loss,
+                    f"a Voronoi loss of {curve.gate} gating with the {self.score} score: {', '.join(losses)}",
+                )
+            unknown = [name for name in curve.tabulate if name not in losses]
+            if unknown:
+                raise ConfigError.invalid(f"curves[{i}].tabulate", unknown, f"losses among {', '.join(losses)}")
+            if curve.expected is not None and (len(curve.expected) != 2 or curve.expected[0] > curve.expected[1]):
+                raise ConfigError.invalid(f"curves[{i}].expected", curve.expected, "[low, high] with low <= high")
+        if not self.num_atoms or any(n < self.num_true for n in self.num_atoms):
+            raise ConfigError.invalid(
+                "num_atoms",
+                self.num_atoms,
+                f"a non-empty list of fitted atom counts N >= num_true (N* = {self.num_true})",
+            )
+        if any(n > self.num_true + 2 for n in self.num_atoms):
+            raise ConfigError.invalid(
+                "num_atoms",
+                self.num_atoms,
+                f"N <= N* + 2 = {self.num_true + 2} (QG rbar(m) is known only for m <= 3)",
+            )
+        if len(self.sample_sizes) < 2 or any(n <= 0 for n in self.sample_sizes):
+            raise ConfigError.invalid("sample_sizes", self.sample_sizes, "at least two positive sample sizes")
+        for name in ("replicates", "test_size", "best_approximation_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        if not 0 <= self.min_active_fraction < 1:
+            raise ConfigError.invalid("min_active_fraction", self.min_active_fraction, "a number in [0, 1)")
+        for name in ("noise_variance", "init_scale", "gate_variance", "expert_variance"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError.invalid(name, value, "a positive number")
+        if self.fit.max_iter <= 0 or self.fit.decrement_tol <= 0:
+            raise ConfigError.invalid("fit", asdict(self.fit), "positive max_iter and decrement_tol")
+        if self.fit.gram_rows is not None and self.fit.gram_rows <= 0:
+            raise ConfigError.invalid("fit.gram_rows", self.fit.gram_rows, "a positive number of rows, or null (all)")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One sweep point: a curve fitted with N atoms at sample size n."""
+
+    curve: int  # index into cfg.curves
+    num_atoms: int
+    n: int
+
+
+def sweep(cfg: SweepConfig) -> list[Point]:
+    return [Point(c, N, n) for c in range(len(cfg.curves)) for N in cfg.num_atoms for n in cfg.sample_sizes]
+
+
+def setting_label(cfg: SweepConfig, num_atoms: int) -> str:
+    return f"N=N*+{num_atoms - cfg.num_true}" if num_atoms > cfg.num_true else "N=N*"
+
+
+def true_model(cfg: SweepConfig, curve: CurveConfig) -> MixtureOfExperts:
+    return MixtureOfExperts(curve.gate, cfg.score, curve.expert, cfg.dim, cfg.num_true)
+
+
+def zero_gate_atoms(cfg: SweepConfig, curve: CurveConfig) -> tuple[int, ...]:
+    """True atoms drawn with (A*, b*, c*) = 0: the last two (sparse) or the last one (zero_reference)."""
+    count = {"dense": 0, "sparse": 2, "zero_reference": 1}[curve.regime]
+    return tuple(range(cfg.num_true - count, cfg.num_true))
+
+
+def fit_problem(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> FitProblem:
+    """Ground truth of a curve (drawn once from truth_seed) and its N-atom fit.
+
+    Extra fitted atoms start at atom 1, or in the sparse regime at the first zero-gate atom (spec Sec. 4.6).
+    """
+    model = true_model(cfg, curve)
+    variance = 1.0 / cfg.dim
+    theta = sample_ground_truth(
+        model,
+        seed=cfg.truth_seed,
+        gate_variance=cfg.gate_variance or variance,
+        expert_variance=cfg.expert_variance or variance,
+        zero_gate_atoms=zero_gate_atoms(cfg, curve),
+        min_active_fraction=cfg.min_active_fraction,
+    )
+    over = zero_gate_atoms(cfg, curve)[0] if curve.regime == "sparse" else 0
+    return FitProblem(model, theta, num_atoms, over, cfg.noise_variance, cfg.init_scale)
+
+
+def needs_best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> bool:
+    """Dense sigmoid fits with N > N* converge to G-bar, the best N-atom approximation (SG Thm 3)."""
+    return curve.gate == "sigmoid" and curve.regime == "dense" and num_atoms > cfg.num_true
+
+
+def _model_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
+    """Everything that determines the truth and the fitted family (part of every hashed record)."""
+    keys = (
+        "num_true",
+        "dim",
+        "score",
+        "noise_variance",
+        "gate_variance",
+        "expert_variance",
+        "truth_seed",
+        "min_active_fraction",
+        "init_scale",
+    )
+    return {
+        "gate": curve.gate,
+        "expert": curve.expert,
+        "regime": curve.regime,
+        "num_atoms": num_atoms,
+        **{k: getattr(cfg, k) for k in keys},
+        "fit": asdict(cfg.fit),
+    }
+
+
+def point_record(cfg: SweepConfig, point: Point) -> dict:
+    """The resolved configuration of a sweep point; its hash names the point's run directory."""
+    curve = cfg.curves[point.curve]
+    record = {
+        **_model_record(cfg, curve, point.num_atoms),
+        "n": point.n,
+        "replicates": cfg.replicates,
+        "seed": cfg.seed,
+        "test_size": cfg.test_size,
+    }
+    if needs_best_approximation(cfg, curve, point.num_atoms):
+        record["best_approximation_size"] = cfg.best_approximation_size
+    return record
+
+
+def point_dir(cfg: SweepConfig, point: Point) -> Path:
+    return run_dir(cfg.results_dir, "points", point_record(cfg, point))
+
+
+def is_done(cfg: SweepConfig, point: Point) -> bool:
+    return run_is_done(point_dir(cfg, point))
+
+
+def best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> torch.Tensor:
+    """G-bar (N, P): least squares on ``best_approximation_size`` noiseless inputs (spec Sec. 4.4), cached."""
+    record = {**_model_record(cfg, curve, num_atoms), "size": cfg.best_approximation_size}
+    path = run_dir(cfg.results_dir, "best_approximation", record)
+    if run_is_done(path):
+        return torch.from_numpy(read_run(path)["arrays"]["theta"])
+    problem = fit_problem(cfg, curve, num_atoms)
+    x = sample_inputs(cfg.best_approximation_size, cfg.dim, make_generator(cfg.truth_seed, "gbar"))[None]
+    y = problem.truth.predict(problem.theta_true[None], problem.truth.features(x))
+    theta0, free = initialise_near_truth(
+        problem.fitted,
+        problem.theta_true,
+        num_atoms=num_atoms,
+        over_specified_atom=problem.over_specified_atom,
+        scale=cfg.init_scale,
+        generators=[make_generator(cfg.truth_seed, "gbar-init")],
+    )
+    fit = fit_sample(problem.fitted, x, y, theta0, free, cfg.fit)
+    theta = fit.theta[0]
+    write_run(
+        path,
+        record,
+        {
+            "population_mse": float(fit.loss[0]),
+            "converged": bool(fit.converged[0]),
+            "grad_norm": float(fit.grad_norm[0]),
+        },
+        {"theta": theta.numpy()},
+    )
+    return theta
+
+
+def run_point(cfg: SweepConfig, point: Point) -> Path:
+    """Fit all replicates of one sweep point and write its record (skipped if already written)."""
+    path = point_dir(cfg, point)
+    if run_is_done(path):
+        return path
+    curve = cfg.curves[point.curve]
+    problem = fit_problem(cfg, curve, point.num_atoms)
+    gbar = (
+        best_approximation(cfg, curve, point.num_atoms)
+        if needs_best_approximation(cfg, curve, point.num_atoms)
+        else None
+    )
+    start = time.perf_counter()
+    fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), cfg.fit)
+    seconds = time.perf_counter() - start
+    test_x = sample_inputs(cfg.test_size, cfg.dim, make_generator(cfg.seed, "test"))
+    losses = losses_for(curve.gate, cfg.score)
+    metrics = evaluate(problem, fit.theta, losses, test_x, gbar)
+    arrays = {
+        **metrics,
+        "theta": fit.theta.numpy(),
+        "theta_init": theta0.numpy(),
+        "train_loss": fit.loss.numpy(),
+        "grad_norm": fit.grad_norm.numpy(),
+        "decrement": fit.decrement.numpy(),
+        "iterations": fit.iterations.numpy(),
+        "converged": fit.converged.numpy(),
+        "train_mse_minus_noise": fit.loss.numpy() - cfg.noise_variance,
+    }
+    summary = {name: float(np.mean(v)) for name, v in metrics.items() if v.ndim == 1}
+    results = {
+        "point": asdict(point),
+        "curve": asdict(curve),
+        "mean": summary,
+        "fit_seconds": seconds,
+        "converged": int(fit.converged.sum()),
+        "replicates": cfg.replicates,
+        "max_grad_norm": float(fit.grad_norm.max()),
+        "mean_train_mse_minus_noise": float(fit.loss.mean() - cfg.noise_variance),
+    }
+    write_run(path, point_record(cfg, point), results, arrays, seed=cfg.seed)
+    print(
+        f"[{cfg.figure}] {curve.label} N={point.num_atoms} n={point.n}: {curve.loss}="
+        f"{summary[curve.loss]:.4g} regression_error={summary['regression_error']:.3g} "
+        f"converged {int(fit.converged.sum())}/{cfg.replicates} ({seconds:.1f}s)",
+        flush=True,
+    )
+    return path
+
+
+def main(cfg: SweepConfig) -> None:
+    """Compute every point of the sweep that is not written yet."""
+    points = sweep(cfg)
+    pending = [p for p in points if not is_done(cfg, p)]
+    print(f"[{cfg.figure}] {len(points) - len(pending)} of {len(points)} points already done", flush=True)
+    for point in pending:
+        run_point(cfg, point)

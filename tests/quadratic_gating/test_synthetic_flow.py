@@ -1,0 +1,71 @@
+"""The quadratic-gating theory checks end to end: config errors, the App. F.1 truth, smoke sweep -> figures."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from common.config import ConfigError, load_config
+from quadratic_gating import figures, synthetic
+
+CONFIGS = Path(synthetic.__file__).parent / "configs"
+TINY = ["sample_sizes=[200,400,800]", "replicates=2", "dim=2", "num_true=3", "num_atoms=[4]", "test_size=2000"]
+
+
+def tiny_config(panel, results_dir):
+    return load_config(synthetic.Config, CONFIGS / f"{panel}_smoke.yaml", [*TINY, f"results_dir={results_dir}"])
+
+
+@pytest.mark.parametrize(
+    "panel,override,message",
+    [
+        ("fig1_polynomial", "curves=[{gate: sigmoid, loss: sigmoid_l1}]", "'curves[0].gate' = 'sigmoid'"),
+        (
+            "fig1_monomial",
+            "curves=[{gate: softmax, loss: softmax_l1}]",
+            "'curves[0].loss' = 'softmax_l1' is not allowed: a Voronoi loss of softmax gating with the "
+            "quadratic_monomial score: softmax_l3, softmax_mono_l2_r1, softmax_mono_l2_r2",
+        ),
+        ("fig1_polynomial", "curves=[{gate: softmax, regime: sparse, loss: softmax_l1}]", "'curves[0].regime'"),
+        ("fig1_polynomial", "curves=[{gate: softmax, loss: softmax_l1, tabulate: [softmax_l3]}]", "tabulate"),
+        ("fig1_polynomial", "curves=[{gate: softmax, loss: softmax_l1, expected: [-0.4, -0.5]}]", "expected"),
+        ("fig1_polynomial", "score=cubic", "'score' = 'cubic' is not allowed: one of quadratic_polynomial"),
+    ],
+)
+def test_bad_config_fails_naming_field_value_and_allowed(panel, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(synthetic.Config, CONFIGS / f"{panel}.yaml", [override])
+
+
+def test_truth_has_the_zero_reference_atom_and_small_gates():
+    cfg = load_config(synthetic.Config, CONFIGS / "fig1_polynomial.yaml")
+    problem = synthetic.fit_problem(cfg, cfg.curves[0], 9)
+    gate = problem.theta_true[:, : problem.truth.gate_size]
+    assert (gate[-1] == 0).all() and (gate[:-1] != 0).all()
+    blocks = problem.truth.blocks(problem.theta_true)
+    b_and_c = torch.cat([blocks["b"][:-1], blocks["c"][:-1]], dim=-1)  # stored as drawn (A is symmetrised)
+    assert b_and_c.std().item() == pytest.approx(0.1 / cfg.dim**0.5, rel=0.2)  # variance 0.01 / d
+    assert problem.fixed_gate_atom == 7 and problem.over_specified_atom == 0
+
+
+def test_smoke_panels_run_and_draw(tmp_path):
+    for panel in figures.PANELS:
+        synthetic.main(tiny_config(panel, tmp_path))
+    original = figures.panel_config
+    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    try:
+        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs")))
+    finally:
+        figures.panel_config = original
+    for panel in figures.PANELS:
+        assert (tmp_path / "figs" / f"{panel}.png").stat().st_size > 0
+    slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
+    columns = ["figure", "curve", "slope", "ci_low", "ci_high", "expected_low", "expected_high", "paper_slope"]
+    assert set(columns) <= set(slopes.columns)
+    drawn = slopes[slopes.drawn]
+    assert list(drawn.loss) == ["softmax_l1", "softmax_l1", "softmax_l3", "softmax_l3"]
+    assert drawn.expected_low.notna().all() and drawn.paper_slope.isna().all()  # QG prints no slopes
+    assert set(slopes.loss) >= {"softmax_l2_r1", "softmax_mono_l2_r2", "regression_error"}  # tabulated losses
+    assert torch.isfinite(torch.tensor(slopes.slope.to_numpy())).all()
