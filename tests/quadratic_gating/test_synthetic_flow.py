@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from common.config import ConfigError, load_config
-from quadratic_gating import figures, synthetic
+from quadratic_gating import diagnostics, figures, synthetic
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 TINY = ["sample_sizes=[200,400,800]", "replicates=2", "dim=2", "num_true=3", "num_atoms=[4]", "test_size=2000"]
@@ -69,3 +69,27 @@ def test_smoke_panels_run_and_draw(tmp_path):
     assert drawn.expected_low.notna().all() and drawn.paper_slope.isna().all()  # QG prints no slopes
     assert set(slopes.loss) >= {"softmax_l2_r1", "softmax_mono_l2_r2", "regression_error"}  # tabulated losses
     assert torch.isfinite(torch.tensor(slopes.slope.to_numpy())).all()
+
+
+def test_diagnostics_cover_both_gates(tmp_path):
+    cfg = diagnostics.DiagnosticsConfig(
+        variant="smoke", fisher_size=4000, init_scales=[0.05, 0.2], n=300, replicates=1, results_dir=str(tmp_path)
+    )
+    diagnostics.main(cfg)
+    out = tmp_path / "diagnostics" / "smoke"
+    fisher = pd.read_csv(out / "fisher.csv").set_index("curve")
+    assert set(fisher.index) == {
+        "softmax relu zero_reference",
+        "softmax linear zero_reference",
+        "softmax monomial relu zero_reference",
+        "softmax monomial linear zero_reference",
+    }
+    # the zero reference atom removes the softmax translation (with linear experts and the paper's nearly
+    # uniform gates the Fisher matrix is so ill-conditioned, 1e9-1e10, that near-zero eigenvalues appear)
+    relu = ["softmax relu zero_reference", "softmax monomial relu zero_reference"]
+    assert (fisher.loc[relu, "flat_directions"] == 0).all()
+    assert (fisher.n_local > 1e6).all()  # QG App. F.1's gating variance 0.01/d: far from local at n <= 1e5
+    # parameters: N* atoms of (A, [b], c, alpha, beta) with d = 3, less the reference atom's gate
+    assert fisher.loc["softmax relu zero_reference", "parameters"] == 4 * (6 + 3 + 1 + 4) - (6 + 3 + 1)
+    assert fisher.loc["softmax monomial relu zero_reference", "parameters"] == 4 * (6 + 1 + 4) - (6 + 1)
+    assert len(pd.read_csv(out / "init_scale.csv")) == 2 * 4
