@@ -11,44 +11,31 @@ command fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from common.config import ConfigError, cli_config, load_config
-from common.synthetic.report import write_report
+from common.config import cli_config
+from common.synthetic import report
 from quadratic_gating.synthetic import Config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PANELS = ("fig1_polynomial", "fig1_monomial")
-VARIANTS = ("paper", "smoke")
 ERROR_SD = 2.0  # QG App. F.1: error bars of two standard deviations
 
 
 @dataclass
-class FiguresConfig:
-    variant: str = "paper"  # which configs' points to draw: paper | smoke
-    panels: list[str] = field(default_factory=lambda: list(PANELS))
-    results_dir: str | None = None  # None: the panel configs' own results_dir
-    out_dir: str | None = None  # None: <results_dir>/figures/<variant>
-
-    def validate(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ConfigError.invalid("variant", self.variant, f"one of {', '.join(VARIANTS)}")
-        unknown = [p for p in self.panels if p not in PANELS]
-        if unknown or not self.panels:
-            raise ConfigError.invalid("panels", self.panels, f"a non-empty subset of {', '.join(PANELS)}")
+class FiguresConfig(report.FiguresConfig):
+    PANELS: ClassVar[tuple[str, ...]] = PANELS
 
 
 def panel_config(panel: str, variant: str, results_dir: str | None = None) -> Config:
-    suffix = "_smoke" if variant == "smoke" else ""
-    overrides = [f"results_dir={results_dir}"] if results_dir else []
-    return load_config(Config, CONFIG_DIR / f"{panel}{suffix}.yaml", overrides)
+    return report.load_panel(Config, CONFIG_DIR, panel, variant, results_dir)
 
 
 def main(fig_cfg: FiguresConfig) -> None:
-    panels = [(panel, panel_config(panel, fig_cfg.variant, fig_cfg.results_dir)) for panel in fig_cfg.panels]
-    out_dir = Path(fig_cfg.out_dir or Path(panels[0][1].results_dir) / "figures" / fig_cfg.variant)
-    write_report(panels, ERROR_SD, out_dir)
+    panels = [(panel, panel_config(panel, fig_cfg.variant, fig_cfg.results_dir)) for panel in fig_cfg.selected()]
+    report.write_report(panels, ERROR_SD, fig_cfg)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from common.plotting import write_table
 from common.runs import is_done as run_is_done
 from common.runs import read_run
 from common.synthetic.experiment import least_squares
+from common.synthetic.report import VARIANTS
 from common.synthetic.sweep import (
     CurveConfig,
     Point,
@@ -49,8 +50,6 @@ from common.synthetic.sweep import (
 )
 from common.synthetic.truth import fitted_mask, make_generator, sample_inputs
 from common.synthetic.voronoi import LOSSES
-
-VARIANTS = ("paper", "smoke")
 
 TABLES = ("fisher", "init_scale", "cells")
 
@@ -202,7 +201,7 @@ def cell_rows(cfg: SweepConfig, c: int, num_atoms: int) -> list[dict]:
 
 
 def curve_name(cfg: SweepConfig, curve: CurveConfig) -> str:
-    score = "" if cfg.score == "quadratic_polynomial" else f" {cfg.score.removeprefix('quadratic_')}"
+    score = {"quadratic_polynomial": "", "quadratic_monomial": " monomial", "linear": " linear-score"}[cfg.score]
     return f"{curve.gate}{score} {curve.expert} {curve.regime}"
 
 

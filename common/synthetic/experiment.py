@@ -93,12 +93,12 @@ def least_squares(
         loss, grad, gram = theta.new_zeros(k), theta.new_zeros(k, *shape), theta.new_zeros(k, P, P)
         for rows in row_blocks(k, P, 0, m) + row_blocks(k, width, m, n):
             features = block(idx, rows)
-            f, d_score, d_pre = model.sensitivities(theta.view(k, *shape), features)
-            residual = f - y[idx, rows]
+            sens = model.sensitivities(theta.view(k, *shape), features)
+            residual = sens.f - y[idx, rows]
             loss += residual.pow(2).sum(-1)
-            grad += model.vector_jacobian(features, d_score, d_pre, residual)
+            grad += model.vector_jacobian(features, sens, residual)
             if rows.start < m:
-                _symmetric_rank_update(gram, model.assemble_jacobian(features, d_score, d_pre).reshape(k, -1, P))
+                _symmetric_rank_update(gram, model.assemble_jacobian(features, sens).reshape(k, -1, P))
         gram = torch.tril(gram) + torch.tril(gram, -1).transpose(-1, -2)
         return loss / n, 2 * grad.reshape(k, P) / n, 2 * gram / m
 

@@ -6,7 +6,10 @@ Every function here works on a whole sweep of independent fits at once: paramete
 
     quadratic_polynomial score  s(x) = x^T A x + b^T x + c      blocks A, b, c   (QG Eq. (10), SG Eq. (5))
     quadratic_monomial score    s(x) = x^T A x + c              blocks A, c      (QG Eq. (22), SG Eq. (48))
+    linear score                s(x) = b^T x + c                blocks b, c      (SM Eq. (2): omega, beta)
     expert                      E(x) = phi(alpha^T x + beta)    blocks alpha, beta
+    normalised expert           E(x) = scale * phi(alpha^T x / ||x|| + beta)
+                                                                blocks alpha, beta, scale (SM Def. 1 example)
 
 A is symmetric (only sym(A) is seen by x^T A x, spec Sec. 2.3-3) and stored as its d(d+1)/2 upper-triangular
 entries; ``blocks`` expands it back to the full matrix so that distances are Frobenius norms.
@@ -18,13 +21,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 GATES = ("softmax", "sigmoid")
-SCORES = ("quadratic_polynomial", "quadratic_monomial")
-EXPERTS = ("linear", "relu", "gelu", "polynomial")
+SCORES = ("quadratic_polynomial", "quadratic_monomial", "linear")
+NORMALISED_EXPERTS = ("normalised_tanh", "normalised_gelu", "normalised_sigmoid")
+EXPERTS = ("linear", "relu", "gelu", "polynomial", *NORMALISED_EXPERTS)
 
 _ACTIVATIONS = {  # name -> (phi(z), phi'(z)) for E(x) = phi(alpha^T x + beta)
     "linear": (lambda z, p: z, lambda z, p: torch.ones_like(z)),
@@ -34,7 +39,21 @@ _ACTIVATIONS = {  # name -> (phi(z), phi'(z)) for E(x) = phi(alpha^T x + beta)
         lambda z, p: 0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi),
     ),
     "polynomial": (lambda z, p: z**p, lambda z, p: p * z ** (p - 1)),
+    "tanh": (lambda z, p: torch.tanh(z), lambda z, p: 1 - torch.tanh(z) ** 2),
+    "sigmoid": (lambda z, p: torch.sigmoid(z), lambda z, p: torch.sigmoid(z) * (1 - torch.sigmoid(z))),
 }
+_ACTIVATIONS["normalised_gelu"] = _ACTIVATIONS["gelu"]
+_ACTIVATIONS["normalised_tanh"] = _ACTIVATIONS["tanh"]
+_ACTIVATIONS["normalised_sigmoid"] = _ACTIVATIONS["sigmoid"]
+
+
+class Sensitivities(NamedTuple):
+    """f_G(x) (R, n) and its derivatives (R, n, N) in each atom's score, expert pre-activation and scale."""
+
+    f: torch.Tensor
+    d_score: torch.Tensor
+    d_pre: torch.Tensor
+    d_scale: torch.Tensor | None  # None for experts without a scale
 
 
 def gate_mass(gate: str, c: torch.Tensor) -> torch.Tensor:
@@ -72,11 +91,22 @@ class MixtureOfExperts:
     def block_sizes(self) -> dict[str, int]:
         """Ordered name -> size of the stored blocks of one atom (gate blocks first, then expert blocks)."""
         d = self.dim
-        sizes = {"A": d * (d + 1) // 2}
-        if self.score == "quadratic_polynomial":
+        sizes = {"A": d * (d + 1) // 2} if self.quadratic else {}
+        if self.score != "quadratic_monomial":
             sizes["b"] = d
         sizes |= {"c": 1, "alpha": d, "beta": 1}
+        if self.scaled:
+            sizes["scale"] = 1
         return sizes
+
+    @property
+    def quadratic(self) -> bool:
+        return self.score.startswith("quadratic")
+
+    @property
+    def scaled(self) -> bool:
+        """Experts scale * phi(alpha^T x / ||x|| + beta) with a learnt scale and normalised input."""
+        return self.expert in NORMALISED_EXPERTS
 
     @cached_property
     def block_slices(self) -> dict[str, slice]:
@@ -119,8 +149,9 @@ class MixtureOfExperts:
         Also ``eta`` = (alpha, beta), the expert parameter of the papers.
         """
         out = {name: theta[..., s] for name, s in self.block_slices.items()}
-        out["A"] = out["A"][..., self._full_from_triu]
-        out["eta"] = torch.cat([out["alpha"], out["beta"]], dim=-1)
+        if self.quadratic:
+            out["A"] = out["A"][..., self._full_from_triu]
+        out["eta"] = torch.cat([out[name] for name in ("alpha", "beta", "scale") if name in out], dim=-1)
         return out
 
     def pack(self, blocks: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -132,14 +163,19 @@ class MixtureOfExperts:
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Design matrices of the score and the expert for inputs x (..., n, d).
 
-        Score features [x_i x_j (doubled off the diagonal, i <= j), x (polynomial score only), 1] so that
-        score = features @ gate-params; expert features [x, 1] so that pre-activation = features @ (alpha, beta).
+        Score features [x_i x_j (doubled off the diagonal, i <= j; quadratic scores), x (unless monomial), 1] so
+        that score = features @ gate-params; expert features [x, 1] (normalised experts: [x / ||x||, 1]) so that
+        pre-activation = features @ (alpha, beta).
         """
-        rows, cols = self._triu
-        quad = x[..., rows] * x[..., cols] * torch.where(rows == cols, 1.0, 2.0).to(x)
         ones = torch.ones_like(x[..., :1])
-        linear = [x] if self.score == "quadratic_polynomial" else []
-        return torch.cat([quad, *linear, ones], dim=-1), torch.cat([x, ones], dim=-1)
+        parts = []
+        if self.quadratic:
+            rows, cols = self._triu
+            parts.append(x[..., rows] * x[..., cols] * torch.where(rows == cols, 1.0, 2.0).to(x))
+        if self.score != "quadratic_monomial":
+            parts.append(x)
+        expert_input = x / x.norm(dim=-1, keepdim=True) if self.scaled else x
+        return torch.cat([*parts, ones], dim=-1), torch.cat([expert_input, ones], dim=-1)
 
     def gates(self, theta: torch.Tensor, score_features: torch.Tensor) -> torch.Tensor:
         """Gate values (R, n, N) of parameters (R, N, P) on score features (R, n, q)."""
@@ -148,27 +184,33 @@ class MixtureOfExperts:
 
     def experts(self, theta: torch.Tensor, expert_features: torch.Tensor) -> torch.Tensor:
         """Expert outputs (R, n, N) of parameters (R, N, P) on expert features (R, n, d+1)."""
-        pre = expert_features @ theta[..., self.gate_size :].transpose(-1, -2)  # (R, n, N)
-        return _ACTIVATIONS[self.expert][0](pre, self.expert_degree)
+        pre = expert_features @ self._expert_weights(theta).transpose(-1, -2)  # (R, n, N)
+        out = _ACTIVATIONS[self.expert][0](pre, self.expert_degree)
+        return out * theta[..., None, :, -1] if self.scaled else out
+
+    def _expert_weights(self, theta: torch.Tensor) -> torch.Tensor:
+        """(alpha, beta) of every atom (..., N, d + 1)."""
+        return theta[..., self.gate_size : self.gate_size + self.dim + 1]
 
     def predict(self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """f_G(x) (R, n) for parameters (R, N, P) and ``features(x)``."""
         score_features, expert_features = features
         return (self.gates(theta, score_features) * self.experts(theta, expert_features)).sum(-1)
 
-    def sensitivities(
-        self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """f_G(x) (R, n) and its derivatives (R, n, N) in each atom's score s_i and expert pre-activation z_i.
+    def sensitivities(self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]) -> Sensitivities:
+        """f_G(x) (R, n) and its derivatives (R, n, N) in each atom's score s_i, pre-activation z_i and scale.
 
-        d f / d s_i = sigmoid'(s_i) E_i (sigmoid gate) or g_i (E_i - f) (softmax gate), d f / d z_i = g_i phi'(z_i).
-        Scores and pre-activations are linear in the parameters, so the Jacobian is features x these weights.
+        d f / d s_i = sigmoid'(s_i) E_i (sigmoid gate) or g_i (E_i - f) (softmax gate),
+        d f / d z_i = g_i scale_i phi'(z_i) and d f / d scale_i = g_i phi(z_i). Scores and pre-activations are
+        linear in the parameters, so the Jacobian is features x these weights.
         """
         score_features, expert_features = features
         scores = score_features @ theta[..., : self.gate_size].transpose(-1, -2)  # (R, n, N)
-        pre = expert_features @ theta[..., self.gate_size :].transpose(-1, -2)  # (R, n, N)
+        pre = expert_features @ self._expert_weights(theta).transpose(-1, -2)  # (R, n, N)
         phi, dphi = _ACTIVATIONS[self.expert]
-        experts = phi(pre, self.expert_degree)
+        activation, slope = phi(pre, self.expert_degree), dphi(pre, self.expert_degree)
+        scale = theta[..., None, :, -1] if self.scaled else None  # (R, 1, N)
+        experts = activation * scale if self.scaled else activation
         if self.gate == "softmax":
             gates = torch.softmax(scores, dim=-1)
             f = (gates * experts).sum(-1)
@@ -177,37 +219,39 @@ class MixtureOfExperts:
             gates = torch.sigmoid(scores)
             f = (gates * experts).sum(-1)
             d_score = gates * (1 - gates) * experts
-        return f, d_score, gates * dphi(pre, self.expert_degree)
+        if self.scaled:
+            return Sensitivities(f, d_score, gates * scale * slope, gates * activation)
+        return Sensitivities(f, d_score, gates * slope, None)
 
     def jacobian(
         self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """f_G(x) (R, n) and its Jacobian d f / d theta (R, n, N, P), analytically."""
-        f, d_score, d_pre = self.sensitivities(theta, features)
-        return f, self.assemble_jacobian(features, d_score, d_pre)
+        sens = self.sensitivities(theta, features)
+        return sens.f, self.assemble_jacobian(features, sens)
 
-    def assemble_jacobian(
-        self, features: tuple[torch.Tensor, torch.Tensor], d_score: torch.Tensor, d_pre: torch.Tensor
-    ) -> torch.Tensor:
-        """The Jacobian (R, n, N, P) from ``sensitivities``: each atom's features times its two weights."""
+    def assemble_jacobian(self, features: tuple[torch.Tensor, torch.Tensor], sens: Sensitivities) -> torch.Tensor:
+        """The Jacobian (R, n, N, P) from ``sensitivities``: each atom's features times their weights."""
         score_features, expert_features = features
-        jac = d_score.new_empty(*d_score.shape, self.params_per_atom)
-        torch.mul(score_features[..., None, :], d_score[..., None], out=jac[..., : self.gate_size])
-        torch.mul(expert_features[..., None, :], d_pre[..., None], out=jac[..., self.gate_size :])
+        gate, expert = self.gate_size, self.gate_size + self.dim + 1
+        jac = sens.d_score.new_empty(*sens.d_score.shape, self.params_per_atom)
+        torch.mul(score_features[..., None, :], sens.d_score[..., None], out=jac[..., :gate])
+        torch.mul(expert_features[..., None, :], sens.d_pre[..., None], out=jac[..., gate:expert])
+        if self.scaled:
+            jac[..., -1] = sens.d_scale
         return jac
 
     def vector_jacobian(
-        self,
-        features: tuple[torch.Tensor, torch.Tensor],
-        d_score: torch.Tensor,
-        d_pre: torch.Tensor,
-        v: torch.Tensor,
+        self, features: tuple[torch.Tensor, torch.Tensor], sens: Sensitivities, v: torch.Tensor
     ) -> torch.Tensor:
         """sum_i v_i d f(x_i) / d theta (R, N, P) from ``sensitivities`` and v (R, n), without the Jacobian."""
         score_features, expert_features = features
-        grad_gate = (d_score * v[..., None]).transpose(-1, -2) @ score_features  # (R, N, q)
-        grad_expert = (d_pre * v[..., None]).transpose(-1, -2) @ expert_features  # (R, N, d + 1)
-        return torch.cat([grad_gate, grad_expert], dim=-1)
+        grad_gate = (sens.d_score * v[..., None]).transpose(-1, -2) @ score_features  # (R, N, q)
+        grad_expert = (sens.d_pre * v[..., None]).transpose(-1, -2) @ expert_features  # (R, N, d + 1)
+        parts = [grad_gate, grad_expert]
+        if self.scaled:
+            parts.append((sens.d_scale * v[..., None]).sum(-2)[..., None])  # (R, N, 1)
+        return torch.cat(parts, dim=-1)
 
     def with_atoms(self, num_atoms: int) -> MixtureOfExperts:
         """The same family with another number of atoms (e.g. the over-specified fit of a true model)."""

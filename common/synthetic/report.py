@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from common.config import ConfigError, load_config
 from common.plotting import RateCurve, plot_rate_curves, save_figure, use_house_style, write_table
 from common.runs import is_done, read_run
 from common.synthetic.rates import fit_rate
@@ -24,6 +26,34 @@ from common.synthetic.sweep import Point, SweepConfig, fit_problem, point_dir, s
 from common.synthetic.truth import fitted_mask
 
 UPPER_N = 10_000  # slope_upper: the slope over n >= UPPER_N, where more fits are in their local regime
+VARIANTS = ("paper", "smoke")
+
+
+@dataclass
+class FiguresConfig:
+    """What a paper's ``figures`` entry point draws; the paper's subclass names its panels in ``PANELS``."""
+
+    PANELS: ClassVar[tuple[str, ...]] = ()
+    variant: str = "paper"  # which configs' points to draw: paper | smoke
+    panels: list[str] = field(default_factory=list)  # empty: every panel of the paper
+    results_dir: str | None = None  # None: the panel configs' own results_dir
+    out_dir: str | None = None  # None: <results_dir>/figures/<variant>
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError.invalid("variant", self.variant, f"one of {', '.join(VARIANTS)}")
+        if any(p not in self.PANELS for p in self.panels):
+            raise ConfigError.invalid("panels", self.panels, f"a subset of {', '.join(self.PANELS)}")
+
+    def selected(self) -> list[str]:
+        return list(self.panels or self.PANELS)
+
+
+def load_panel(config_cls: type, config_dir: Path, panel: str, variant: str, results_dir: str | None = None):
+    """The config of one panel: ``<config_dir>/<panel>[_smoke].yaml``, optionally with another results_dir."""
+    suffix = "_smoke" if variant == "smoke" else ""
+    overrides = [f"results_dir={results_dir}"] if results_dir else []
+    return load_config(config_cls, Path(config_dir) / f"{panel}{suffix}.yaml", overrides)
 
 
 @dataclass
@@ -108,8 +138,9 @@ def draw_panel(panel: str, cfg: SweepConfig, curves: list[RateCurve], error_sd: 
     plt.close(fig)
 
 
-def write_report(panels: Sequence[tuple[str, SweepConfig]], error_sd: float, out_dir: Path) -> pd.DataFrame:
-    """Draw every complete panel and write ``slopes.csv`` / ``slopes.md`` to out_dir; exit 1 if points are missing."""
+def write_report(panels: Sequence[tuple[str, SweepConfig]], error_sd: float, fig_cfg: FiguresConfig) -> pd.DataFrame:
+    """Draw every complete panel and write ``slopes.csv`` / ``slopes.md``; exit 1 if points are missing."""
+    out_dir = Path(fig_cfg.out_dir or Path(panels[0][1].results_dir) / "figures" / fig_cfg.variant)
     use_house_style()
     rows, missing = [], []
     for panel, cfg in panels:

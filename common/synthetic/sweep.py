@@ -34,6 +34,7 @@ REGIMES = {
     "sparse": "the last two atoms have zero gating parameters (SG App. E sparse regime)",
     "zero_reference": "the last atom has zero gating parameters (QG App. F.1: the softmax reference atom)",
 }
+BLOCKS = ("A", "b", "c", "alpha", "beta")  # blocks of a truth whose variance a config may set
 PAPER_SAMPLE_SIZES = [int(v) for v in np.unique(np.round(np.logspace(3, 5, 10)))]  # spec Sec. 2.5
 
 
@@ -63,6 +64,8 @@ class SweepConfig:
     noise_variance: float = 0.01  # nu
     gate_variance: float | None = None  # variance of true (A, b, c) entries; None = 1/d
     expert_variance: float | None = None  # variance of true (alpha, beta) entries; None = 1/d
+    block_variances: dict[str, float] | None = None  # per-block variances of the truth, e.g. {c: 0.25}
+    min_separation: float | None = None  # min distance between true atoms in the cell metric; None = 0.5
     sample_sizes: list[int] = field(default_factory=lambda: list(PAPER_SAMPLE_SIZES))
     replicates: int = 20
     seed: int = 0  # data, noise and initialisation streams
@@ -124,6 +127,13 @@ class SweepConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError.invalid(name, value, "a positive number")
+        for block, value in (self.block_variances or {}).items():
+            if block not in BLOCKS or value <= 0:
+                raise ConfigError.invalid(
+                    f"block_variances.{block}", value, f"a positive variance of a block among {', '.join(BLOCKS)}"
+                )
+        if self.min_separation is not None and self.min_separation < 0:
+            raise ConfigError.invalid("min_separation", self.min_separation, "a non-negative distance")
         if self.fit.max_iter <= 0 or self.fit.decrement_tol <= 0:
             raise ConfigError.invalid("fit", asdict(self.fit), "positive max_iter and decrement_tol")
         if self.fit.gram_rows is not None and self.fit.gram_rows <= 0:
@@ -170,6 +180,8 @@ def fit_problem(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> FitProb
         gate_variance=cfg.gate_variance or variance,
         expert_variance=cfg.expert_variance or variance,
         zero_gate_atoms=zero_gate_atoms(cfg, curve),
+        variances=cfg.block_variances,
+        min_separation=0.5 if cfg.min_separation is None else cfg.min_separation,
         min_active_fraction=cfg.min_active_fraction,
     )
     over = zero_gate_atoms(cfg, curve)[0] if curve.regime == "sparse" else 0
@@ -194,12 +206,14 @@ def _model_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
         "min_active_fraction",
         "init_scale",
     )
+    optional = ("block_variances", "min_separation")  # recorded only when set, so older records keep their hash
     return {
         "gate": curve.gate,
         "expert": curve.expert,
         "regime": curve.regime,
         "num_atoms": num_atoms,
         **{k: getattr(cfg, k) for k in keys},
+        **{k: getattr(cfg, k) for k in optional if getattr(cfg, k) is not None},
         "fit": asdict(cfg.fit),
     }
 

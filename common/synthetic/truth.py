@@ -7,7 +7,7 @@ initialisation follow spec Sec. 2.3 and 2.5.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -51,14 +51,16 @@ def sample_ground_truth(
     gate_variance: float,
     expert_variance: float,
     zero_gate_atoms: Sequence[int] = (),
+    variances: Mapping[str, float] | None = None,
     min_separation: float = 0.5,
     min_active_fraction: float = 0.0,
     max_tries: int = 1000,
 ) -> torch.Tensor:
     """Draw true parameters (N*, P) as SG App. E: every entry i.i.d. N(0, variance), drawn once.
 
-    Gating parameters (A, b, c) have ``gate_variance``, expert parameters (alpha, beta) ``expert_variance``;
-    atoms in ``zero_gate_atoms`` get (A, b, c) = 0 (the sparse regime). A is symmetrised and softmax
+    Gating parameters (A, b, c) have ``gate_variance``, expert parameters (alpha, beta) ``expert_variance``,
+    unless ``variances`` names a block's own variance; the scale of normalised experts is +-U[0.5, 1.5]
+    (spec Sec. 5.1). Atoms in ``zero_gate_atoms`` get (A, b, c) = 0 (the sparse regime). A is symmetrised and softmax
     truths are re-expressed with the last atom as zero reference; neither changes f_G*. Draws are repeated
     until all atoms are at least ``min_separation`` apart in the cell metric (spec Sec. 2.2) and every
     expert's pre-activation alpha^T x + beta is positive on at least ``min_active_fraction`` of the inputs
@@ -70,16 +72,21 @@ def sample_ground_truth(
     d, num = model.dim, model.num_atoms
     for _ in range(max_tries):
 
-        def draw(*shape, variance):
+        def draw(name, *shape, variance):
+            variance = (variances or {}).get(name, variance)
             return torch.randn(*shape, generator=generator, dtype=torch.float64) * math.sqrt(variance)
 
+        # every block is drawn, in this order, whether the model has it or not: the draws stay the same
         blocks = {
-            "A": draw(num, d, d, variance=gate_variance),
-            "b": draw(num, d, variance=gate_variance),
-            "c": draw(num, 1, variance=gate_variance),
-            "alpha": draw(num, d, variance=expert_variance),
-            "beta": draw(num, 1, variance=expert_variance),
+            "A": draw("A", num, d, d, variance=gate_variance),
+            "b": draw("b", num, d, variance=gate_variance),
+            "c": draw("c", num, 1, variance=gate_variance),
+            "alpha": draw("alpha", num, d, variance=expert_variance),
+            "beta": draw("beta", num, 1, variance=expert_variance),
         }
+        if model.scaled:
+            sign = torch.randint(0, 2, (num, 1), generator=generator).double() * 2 - 1
+            blocks["scale"] = sign * (0.5 + torch.rand(num, 1, generator=generator, dtype=torch.float64))
         for name in ("A", "b", "c"):
             blocks[name][list(zero_gate_atoms)] = 0.0
         theta = model.pack(blocks)
@@ -97,7 +104,7 @@ def sample_ground_truth(
 
 
 def cell_blocks(model: MixtureOfExperts) -> tuple[str, ...]:
-    """The atom location used for Voronoi cells: (A, b, eta), or (A, eta) for the monomial score."""
+    """The atom location used for Voronoi cells: (A, b, eta), (A, eta) for the monomial score, (b, eta) linear."""
     return tuple(name for name in ("A", "b", "eta") if name == "eta" or name in model.block_sizes)
 
 

@@ -10,7 +10,8 @@ Every paper of this repository measures parameter estimation with the same const
    the size of the cell (exactly specified |V_j| = 1 vs over-specified |V_j| > 1) and the weight is the
    fitted mass (softmax losses) or 1 (sigmoid losses).
 
-A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3) is a ``VoronoiLoss`` value in ``LOSSES``.
+A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3; SM Eq. (6), (10)) is a ``VoronoiLoss`` value
+in ``LOSSES``.
 """
 
 from __future__ import annotations
@@ -131,6 +132,19 @@ def softmax_mono_l2(r: float) -> VoronoiLoss:
     )
 
 
+def softmax_linear_l2(r: float) -> VoronoiLoss:
+    """SM Eq. (10), L2,r: linear score (omega = block b), linear experts, exponent r everywhere."""
+    blocks = ("b", "alpha", "beta")
+    return VoronoiLoss(
+        f"softmax_linear_l2_r{r:g}",
+        cell_blocks=("b", "eta"),
+        exact=_same(blocks, r),
+        over=_same(blocks, r),
+        score="linear",
+        description=f"SM Eq. (10), r = {r:g}",
+    )
+
+
 def sigmoid_l2(r: float) -> VoronoiLoss:
     """SG Eq. (11), L2,r (sparse regime, polynomial experts): exponent r everywhere, mass terms on O only."""
     return VoronoiLoss(
@@ -167,6 +181,16 @@ LOSSES: dict[str, VoronoiLoss] = {
         softmax_l2(2),
         softmax_mono_l2(1),
         softmax_mono_l2(2),
+        VoronoiLoss(
+            "softmax_linear_l1",
+            cell_blocks=("b", "eta"),
+            exact=_same(("b", "eta"), 1),
+            over=_same(("b", "eta"), 2),
+            score="linear",
+            description="SM Eq. (6): linear softmax gate (omega = block b), strongly identifiable experts",
+        ),
+        softmax_linear_l2(1),
+        softmax_linear_l2(2),
         VoronoiLoss(
             "sigmoid_l1",
             cell_blocks=("A", "b", "eta"),

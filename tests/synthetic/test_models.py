@@ -10,8 +10,8 @@ from common.synthetic import MixtureOfExperts, sample_ground_truth, softmax_refe
 FAMILIES = list(
     itertools.product(
         ("softmax", "sigmoid"),
-        ("quadratic_polynomial", "quadratic_monomial"),
-        ("linear", "relu", "gelu", "polynomial"),
+        ("quadratic_polynomial", "quadratic_monomial", "linear"),
+        ("linear", "relu", "gelu", "polynomial", "normalised_tanh", "normalised_gelu", "normalised_sigmoid"),
     )
 )
 
@@ -89,3 +89,29 @@ def test_unknown_family_names_fail_naming_the_field():
         MixtureOfExperts("sigmoid", "quadratic_polynomial", "tanh", dim=2, num_atoms=2)
     with pytest.raises(ValueError, match="gate = 'sparsemax'"):
         MixtureOfExperts("sparsemax", "quadratic_polynomial", "relu", dim=2, num_atoms=2)
+
+
+def test_linear_score_and_normalised_scaled_expert():
+    model = MixtureOfExperts("softmax", "linear", "normalised_tanh", dim=3, num_atoms=2)
+    assert model.block_sizes == {"b": 3, "c": 1, "alpha": 3, "beta": 1, "scale": 1}
+    omega, beta = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 1, dtype=torch.float64)
+    a, b, scale = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 1, dtype=torch.float64), torch.rand(2, 1)
+    theta = model.pack({"b": omega, "c": beta, "alpha": a, "beta": b, "scale": scale.double()})[None]
+    x = torch.rand(1, 5, 3, dtype=torch.float64) * 2 - 1
+    gates = torch.softmax(x[0] @ omega.T + beta.T, dim=-1)  # SM Eq. (2)
+    experts = scale.double().T * torch.tanh((x[0] / x[0].norm(dim=-1, keepdim=True)) @ a.T + b.T)
+    torch.testing.assert_close(model.predict(theta, model.features(x))[0], (gates * experts).sum(-1))
+    assert model.blocks(theta)["eta"].shape == (1, 2, 5)  # (alpha, beta, scale)
+
+
+def test_normalised_expert_truth_draws_scales_and_keeps_other_draws():
+    plain = MixtureOfExperts("softmax", "linear", "relu", dim=2, num_atoms=3)
+    scaled = MixtureOfExperts("softmax", "linear", "normalised_tanh", dim=2, num_atoms=3)
+    kwargs = dict(seed=1, gate_variance=1.0, expert_variance=0.5, min_separation=0.0)
+    theta_plain = sample_ground_truth(plain, **kwargs)
+    theta_scaled = sample_ground_truth(scaled, **kwargs, variances={"c": 0.25})
+    scales = scaled.blocks(theta_scaled)["scale"].abs()
+    assert ((scales >= 0.5) & (scales <= 1.5)).all()
+    torch.testing.assert_close(
+        theta_scaled[:, scaled.block_slices["alpha"]], theta_plain[:, plain.block_slices["alpha"]]
+    )

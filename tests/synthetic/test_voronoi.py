@@ -9,9 +9,9 @@ from common.synthetic import LOSSES, VoronoiLoss, losses_for, sigmoid_l2
 
 
 def blocks(**values):
-    """Blocks (R=1, atoms, k) from per-atom lists; eta is (alpha, beta)."""
+    """Blocks (R=1, atoms, k) from per-atom lists; eta is (alpha, beta[, scale])."""
     out = {k: torch.tensor([v], dtype=torch.float64) for k, v in values.items()}
-    out["eta"] = torch.cat([out["alpha"], out["beta"]], dim=-1)
+    out["eta"] = torch.cat([out[k] for k in ("alpha", "beta", "scale") if k in out], dim=-1)
     return out
 
 
@@ -103,6 +103,28 @@ def test_losses_for_each_gate_and_score():
         "sigmoid_l3",
     }
     assert losses_for("sigmoid", "quadratic_monomial") == {}  # SG's L4/L5 are not implemented
+    assert set(losses_for("softmax", "linear")) == {
+        "softmax_linear_l1",
+        "softmax_linear_l2_r1",
+        "softmax_linear_l2_r2",
+    }
+
+
+def test_softmax_linear_l1_on_omega_and_scaled_experts():
+    # SM Eq. (6): cells on (omega, eta) with eta = (a, b, scale); omega is the linear score's b block
+    true = dict(b=[[0.0], [3.0]], c=[[0.0], [0.5]], alpha=[[1.0], [-1.0]], beta=[[0.0], [0.0]], scale=[[1.0], [2.0]])
+    fit = blocks(
+        b=[[0.1], [-0.1], [3.0]],
+        c=[[math.log(0.5)], [math.log(0.5)], [0.5]],
+        alpha=[[1.0], [1.0], [-1.0]],
+        beta=[[0.0], [0.0], [0.0]],
+        scale=[[1.0], [1.2], [1.5]],
+    )
+    terms = LOSSES["softmax_linear_l1"].terms(fit, blocks(**true))
+    assert terms["cell_sizes"].tolist() == [[2, 1]]
+    over = 0.5 * 0.1**2 + 0.5 * (0.1**2 + 0.2**2)  # exponent 2 on omega and eta in the over-specified cell
+    exact = math.exp(0.5) * 0.5  # exponent 1, |d scale| = 0.5
+    assert terms["total"].item() == pytest.approx(over + exact)
 
 
 def test_sigmoid_l3_against_best_approximation_and_ties():

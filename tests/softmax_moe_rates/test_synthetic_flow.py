@@ -1,0 +1,71 @@
+"""The softmax-gating rates theory checks end to end: config errors, the SM-1 truth, smoke sweep -> figures."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from common.config import ConfigError, load_config
+from softmax_moe_rates import diagnostics, figures, synthetic
+
+CONFIGS = Path(synthetic.__file__).parent / "configs"
+TINY = ["sample_sizes=[200,400,800]", "replicates=2", "test_size=2000"]
+
+
+def tiny_config(panel, results_dir):
+    return load_config(synthetic.Config, CONFIGS / f"{panel}_smoke.yaml", [*TINY, f"results_dir={results_dir}"])
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("score=quadratic_polynomial", "'score' = 'quadratic_polynomial' is not allowed: linear"),
+        ("curves=[{gate: sigmoid, regime: zero_reference, loss: sigmoid_l1}]", "'curves[0].gate' = 'sigmoid'"),
+        ("curves=[{gate: softmax, regime: dense, loss: softmax_linear_l1}]", "'curves[0].regime' = 'dense'"),
+        (
+            "curves=[{gate: softmax, expert: normalised_cosh, regime: zero_reference, loss: softmax_linear_l1}]",
+            "'curves[0].expert' = 'normalised_cosh' is not allowed",
+        ),
+        ("block_variances={omega: 1.0}", "unknown config key 'block_variances.omega'"),
+        ("block_variances.c=-1", "'block_variances.c' = -1.0 is not allowed: a positive variance"),
+        ("num_atoms=[2]", "N >= num_true (N* = 3)"),
+    ],
+)
+def test_bad_config_fails_naming_field_value_and_allowed(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(synthetic.Config, CONFIGS / "softmax.yaml", [override])
+
+
+def test_truth_follows_the_proposal():
+    cfg = load_config(synthetic.Config, CONFIGS / "softmax.yaml")
+    problem = synthetic.fit_problem(cfg, cfg.curves[0], 4)
+    blocks = problem.truth.blocks(problem.theta_true)
+    assert (blocks["b"][-1] == 0).all() and (blocks["c"][-1] == 0).all()  # SM (A.3)
+    assert ((blocks["scale"].abs() >= 0.5) & (blocks["scale"].abs() <= 1.5)).all()
+    omega = blocks["b"]
+    assert (omega[:-1].std() - 1).abs() < 0.7 and (blocks["c"][:-1].abs() < 2).all()  # N(0, I) and N(0, 0.25)
+
+
+def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
+    for panel in figures.PANELS:
+        synthetic.main(tiny_config(panel, tmp_path))
+    original = figures.panel_config
+    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    try:
+        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs")))
+    finally:
+        figures.panel_config = original
+    assert (tmp_path / "figs" / "softmax.png").stat().st_size > 0
+    slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
+    assert list(slopes[slopes.drawn].curve) == ["tanh", "linear"]
+    assert set(slopes.loss) == {"softmax_linear_l1", "softmax_linear_l2_r1", "softmax_linear_l2_r2", "regression_error"}
+    diagnostics.main(
+        diagnostics.DiagnosticsConfig(
+            variant="smoke", tables=["fisher"], fisher_size=4000, results_dir=str(tmp_path / "diag")
+        )
+    )
+    fisher = pd.read_csv(tmp_path / "diag" / "diagnostics" / "smoke" / "fisher.csv").set_index("curve")
+    # k* = 3 atoms of (omega, beta, a, b[, scale]) with d = 2, less the reference atom's gating pair
+    assert fisher.loc["softmax linear-score normalised_tanh zero_reference", "parameters"] == 3 * (3 + 4) - 3
+    assert fisher.loc["softmax linear-score linear zero_reference", "parameters"] == 3 * (3 + 3) - 3
