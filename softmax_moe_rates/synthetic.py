@@ -1,8 +1,10 @@
-"""Synthetic rate experiments of the softmax-gating rates paper: one panel per row of its Table 1 (SM-1 ...).
+"""Synthetic rate experiments of the softmax-gating rates paper: one panel per row of its Table 1 (SM-1 ... SM-4).
 
-Softmax MoE regression with a linear gate omega^T x + beta, fitted over-specified (k = k* + 1): experts
-c * tanh(a^T x / ||x|| + b), strongly identifiable (SM Def. 1), against linear experts a^T x + b. The paper
-is theory only; the settings are the spec's proposal (spec Sec. 5). Each panel is a config of one entry point:
+Softmax MoE regression fitted over-specified (k = k* + 1): a linear gate omega^T x + beta with experts
+c * tanh(a^T x / ||x|| + b), strongly identifiable (SM Def. 1), against linear experts a^T x + b (SM-1, SM-2);
+the dense-to-sparse gate with a learnt temperature, (omega^T x + beta) / tau (SM-3), and with a tanh router,
+(tanh(omega^T x) + beta) / tau (SM-4). The paper is theory only; the settings are the spec's proposal
+(spec Sec. 5). Each panel is a config of one entry point:
 
     python -m softmax_moe_rates.synthetic --config softmax_moe_rates/configs/softmax.yaml [key=value ...]
 
@@ -28,6 +30,8 @@ from common.synthetic.sweep import (  # noqa: F401  (the experiment contract of 
     sweep,
 )
 
+SCORES = ("linear", "linear_temperature", "tanh_temperature")  # SM Eq. (2), (12), (17)
+
 
 def _default_curve() -> CurveConfig:
     return CurveConfig(
@@ -51,8 +55,8 @@ class Config(SweepConfig):
     results_dir: str = "results/softmax_moe_rates"
 
     def validate(self) -> None:
-        if self.score != "linear":
-            raise ConfigError.invalid("score", self.score, "linear (SM Eq. (2); other rows of Table 1 are coming)")
+        if self.score not in SCORES:
+            raise ConfigError.invalid("score", self.score, f"one of {', '.join(SCORES)} (the rows of SM Table 1)")
         for i, curve in enumerate(self.curves):
             if curve.gate != "softmax":
                 raise ConfigError.invalid(f"curves[{i}].gate", curve.gate, "softmax (SM Sec. 2)")

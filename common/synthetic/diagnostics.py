@@ -201,7 +201,8 @@ def cell_rows(cfg: SweepConfig, c: int, num_atoms: int) -> list[dict]:
 
 
 def curve_name(cfg: SweepConfig, curve: CurveConfig) -> str:
-    score = {"quadratic_polynomial": "", "quadratic_monomial": " monomial", "linear": " linear-score"}[cfg.score]
+    score = "" if cfg.score == "quadratic_polynomial" else f" {cfg.score.removeprefix('quadratic_')}"
+    score = " linear-score" if cfg.score == "linear" else score
     return f"{curve.gate}{score} {curve.expert} {curve.regime}"
 
 

@@ -7,10 +7,14 @@ Every function here works on a whole sweep of independent fits at once: paramete
     quadratic_polynomial score  s(x) = x^T A x + b^T x + c      blocks A, b, c   (QG Eq. (10), SG Eq. (5))
     quadratic_monomial score    s(x) = x^T A x + c              blocks A, c      (QG Eq. (22), SG Eq. (48))
     linear score                s(x) = b^T x + c                blocks b, c      (SM Eq. (2): omega, beta)
+    linear_temperature score    s(x) = (b^T x + c) / tau        blocks b, c, rho (SM Eq. (12))
+    tanh_temperature score      s(x) = (tanh(b^T x) + c) / tau  blocks b, c, rho (SM Eq. (17), router tanh)
     expert                      E(x) = phi(alpha^T x + beta)    blocks alpha, beta
     normalised expert           E(x) = scale * phi(alpha^T x / ||x|| + beta)
                                                                 blocks alpha, beta, scale (SM Def. 1 example)
 
+The temperature tau = exp(rho) is shared by all atoms: it is stored in atom 0's ``rho`` entry (stored last in
+every atom); the other atoms' ``rho`` entries are unused and never fitted (``unused_mask``).
 A is symmetric (only sym(A) is seen by x^T A x, spec Sec. 2.3-3) and stored as its d(d+1)/2 upper-triangular
 entries; ``blocks`` expands it back to the full matrix so that distances are Frobenius norms.
 Gates: ``softmax`` normalises the scores over atoms, ``sigmoid`` does not (SG Eq. (5)).
@@ -27,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 GATES = ("softmax", "sigmoid")
-SCORES = ("quadratic_polynomial", "quadratic_monomial", "linear")
+SCORES = ("quadratic_polynomial", "quadratic_monomial", "linear", "linear_temperature", "tanh_temperature")
 NORMALISED_EXPERTS = ("normalised_tanh", "normalised_gelu", "normalised_sigmoid")
 EXPERTS = ("linear", "relu", "gelu", "polynomial", *NORMALISED_EXPERTS)
 
@@ -54,6 +58,8 @@ class Sensitivities(NamedTuple):
     d_score: torch.Tensor
     d_pre: torch.Tensor
     d_scale: torch.Tensor | None  # None for experts without a scale
+    d_router: torch.Tensor | None = None  # (R, n, N) derivative in the router's pre-activation b^T x (tanh router)
+    d_rho: torch.Tensor | None = None  # (R, n) derivative in the shared log-temperature (tempered scores)
 
 
 def gate_mass(gate: str, c: torch.Tensor) -> torch.Tensor:
@@ -97,7 +103,27 @@ class MixtureOfExperts:
         sizes |= {"c": 1, "alpha": d, "beta": 1}
         if self.scaled:
             sizes["scale"] = 1
+        if self.tempered:
+            sizes["rho"] = 1
         return sizes
+
+    @property
+    def tempered(self) -> bool:
+        """A learnt temperature tau = exp(rho) shared by all atoms divides the scores."""
+        return self.score.endswith("_temperature")
+
+    @property
+    def routed(self) -> bool:
+        """The score's linear part goes through tanh (SM's general router)."""
+        return self.score == "tanh_temperature"
+
+    @cached_property
+    def unused_mask(self) -> torch.Tensor:
+        """(N, P) entries that never enter f: the rho entries of atoms 1..N-1."""
+        unused = torch.zeros(self.num_atoms, self.params_per_atom, dtype=torch.bool)
+        if self.tempered:
+            unused[1:, self.block_slices["rho"]] = True
+        return unused
 
     @property
     def quadratic(self) -> bool:
@@ -151,6 +177,9 @@ class MixtureOfExperts:
         out = {name: theta[..., s] for name, s in self.block_slices.items()}
         if self.quadratic:
             out["A"] = out["A"][..., self._full_from_triu]
+        if self.tempered:  # the shared temperature on every atom, and the scale-free gate (omega, beta) / tau
+            tau = out["rho"][..., :1, :].exp().expand_as(out["c"])
+            out |= {"tau": tau, "b_over_tau": out["b"] / tau, "c_over_tau": out["c"] / tau}
         out["eta"] = torch.cat([out[name] for name in ("alpha", "beta", "scale") if name in out], dim=-1)
         return out
 
@@ -177,20 +206,34 @@ class MixtureOfExperts:
         expert_input = x / x.norm(dim=-1, keepdim=True) if self.scaled else x
         return torch.cat([*parts, ones], dim=-1), torch.cat([expert_input, ones], dim=-1)
 
+    def _scores(self, theta: torch.Tensor, score_features: torch.Tensor):
+        """Scores (R, n, N), the router's tanh (or None) and 1 / tau (R, 1, 1) (or None)."""
+        if not self.tempered:
+            return score_features @ theta[..., : self.gate_size].transpose(-1, -2), None, None
+        inv_tau = torch.exp(-theta[..., :1, self.block_slices["rho"]])  # (R, 1, 1)
+        linear = score_features[..., :-1] @ theta[..., self.block_slices["b"]].transpose(-1, -2)  # (R, n, N)
+        router = torch.tanh(linear) if self.routed else None
+        scores = ((router if self.routed else linear) + theta[..., None, :, self.block_slices["c"].start]) * inv_tau
+        return scores, router, inv_tau
+
     def gates(self, theta: torch.Tensor, score_features: torch.Tensor) -> torch.Tensor:
         """Gate values (R, n, N) of parameters (R, N, P) on score features (R, n, q)."""
-        scores = score_features @ theta[..., : self.gate_size].transpose(-1, -2)  # (R, n, N)
+        scores = self._scores(theta, score_features)[0]  # (R, n, N)
         return torch.softmax(scores, dim=-1) if self.gate == "softmax" else torch.sigmoid(scores)
 
     def experts(self, theta: torch.Tensor, expert_features: torch.Tensor) -> torch.Tensor:
         """Expert outputs (R, n, N) of parameters (R, N, P) on expert features (R, n, d+1)."""
         pre = expert_features @ self._expert_weights(theta).transpose(-1, -2)  # (R, n, N)
         out = _ACTIVATIONS[self.expert][0](pre, self.expert_degree)
-        return out * theta[..., None, :, -1] if self.scaled else out
+        return out * self._scale(theta) if self.scaled else out
 
     def _expert_weights(self, theta: torch.Tensor) -> torch.Tensor:
         """(alpha, beta) of every atom (..., N, d + 1)."""
         return theta[..., self.gate_size : self.gate_size + self.dim + 1]
+
+    def _scale(self, theta: torch.Tensor) -> torch.Tensor:
+        """The experts' scales (..., 1, N)."""
+        return theta[..., None, :, self.block_slices["scale"].start]
 
     def predict(self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """f_G(x) (R, n) for parameters (R, N, P) and ``features(x)``."""
@@ -205,11 +248,11 @@ class MixtureOfExperts:
         linear in the parameters, so the Jacobian is features x these weights.
         """
         score_features, expert_features = features
-        scores = score_features @ theta[..., : self.gate_size].transpose(-1, -2)  # (R, n, N)
+        scores, router, inv_tau = self._scores(theta, score_features)  # (R, n, N)
         pre = expert_features @ self._expert_weights(theta).transpose(-1, -2)  # (R, n, N)
         phi, dphi = _ACTIVATIONS[self.expert]
         activation, slope = phi(pre, self.expert_degree), dphi(pre, self.expert_degree)
-        scale = theta[..., None, :, -1] if self.scaled else None  # (R, 1, N)
+        scale = self._scale(theta) if self.scaled else None  # (R, 1, N)
         experts = activation * scale if self.scaled else activation
         if self.gate == "softmax":
             gates = torch.softmax(scores, dim=-1)
@@ -219,9 +262,16 @@ class MixtureOfExperts:
             gates = torch.sigmoid(scores)
             f = (gates * experts).sum(-1)
             d_score = gates * (1 - gates) * experts
-        if self.scaled:
-            return Sensitivities(f, d_score, gates * scale * slope, gates * activation)
-        return Sensitivities(f, d_score, gates * slope, None)
+        d_pre = gates * scale * slope if self.scaled else gates * slope
+        d_scale = gates * activation if self.scaled else None
+        if not self.tempered:
+            return Sensitivities(f, d_score, d_pre, d_scale)
+        # s_i = (router_i + c_i) / tau: d s_i / d c_i = 1 / tau, d s_i / d rho = -s_i, and the linear part
+        # b_i^T x enters through tanh' = 1 - tanh^2 for the tanh router.
+        d_rho = -(d_score * scores).sum(-1)
+        d_score = d_score * inv_tau
+        d_router = d_score * (1 - router**2) if self.routed else None
+        return Sensitivities(f, d_score, d_pre, d_scale, d_router, d_rho)
 
     def jacobian(
         self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]
@@ -236,9 +286,15 @@ class MixtureOfExperts:
         gate, expert = self.gate_size, self.gate_size + self.dim + 1
         jac = sens.d_score.new_empty(*sens.d_score.shape, self.params_per_atom)
         torch.mul(score_features[..., None, :], sens.d_score[..., None], out=jac[..., :gate])
+        if sens.d_router is not None:
+            torch.mul(score_features[..., None, :-1], sens.d_router[..., None], out=jac[..., : gate - 1])
         torch.mul(expert_features[..., None, :], sens.d_pre[..., None], out=jac[..., gate:expert])
         if self.scaled:
-            jac[..., -1] = sens.d_scale
+            jac[..., self.block_slices["scale"].start] = sens.d_scale
+        if self.tempered:
+            rho = self.block_slices["rho"].start
+            jac[..., rho] = 0.0
+            jac[..., 0, rho] = sens.d_rho
         return jac
 
     def vector_jacobian(
@@ -247,10 +303,16 @@ class MixtureOfExperts:
         """sum_i v_i d f(x_i) / d theta (R, N, P) from ``sensitivities`` and v (R, n), without the Jacobian."""
         score_features, expert_features = features
         grad_gate = (sens.d_score * v[..., None]).transpose(-1, -2) @ score_features  # (R, N, q)
+        if sens.d_router is not None:
+            grad_gate[..., :-1] = (sens.d_router * v[..., None]).transpose(-1, -2) @ score_features[..., :-1]
         grad_expert = (sens.d_pre * v[..., None]).transpose(-1, -2) @ expert_features  # (R, N, d + 1)
         parts = [grad_gate, grad_expert]
         if self.scaled:
             parts.append((sens.d_scale * v[..., None]).sum(-2)[..., None])  # (R, N, 1)
+        if self.tempered:
+            rho = torch.zeros_like(grad_gate[..., :1])
+            rho[..., 0, 0] = (sens.d_rho * v).sum(-1)
+            parts.append(rho)
         return torch.cat(parts, dim=-1)
 
     def with_atoms(self, num_atoms: int) -> MixtureOfExperts:

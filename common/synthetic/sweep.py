@@ -66,6 +66,7 @@ class SweepConfig:
     expert_variance: float | None = None  # variance of true (alpha, beta) entries; None = 1/d
     block_variances: dict[str, float] | None = None  # per-block variances of the truth, e.g. {c: 0.25}
     min_separation: float | None = None  # min distance between true atoms in the cell metric; None = 0.5
+    temperature: float | None = None  # tau* of tempered scores (SM Sec. 3); None = 1
     sample_sizes: list[int] = field(default_factory=lambda: list(PAPER_SAMPLE_SIZES))
     replicates: int = 20
     seed: int = 0  # data, noise and initialisation streams
@@ -132,6 +133,8 @@ class SweepConfig:
                 raise ConfigError.invalid(
                     f"block_variances.{block}", value, f"a positive variance of a block among {', '.join(BLOCKS)}"
                 )
+        if self.temperature is not None and self.temperature <= 0:
+            raise ConfigError.invalid("temperature", self.temperature, "a positive temperature tau*")
         if self.min_separation is not None and self.min_separation < 0:
             raise ConfigError.invalid("min_separation", self.min_separation, "a non-negative distance")
         if self.fit.max_iter <= 0 or self.fit.decrement_tol <= 0:
@@ -181,6 +184,7 @@ def fit_problem(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> FitProb
         expert_variance=cfg.expert_variance or variance,
         zero_gate_atoms=zero_gate_atoms(cfg, curve),
         variances=cfg.block_variances,
+        temperature=cfg.temperature or 1.0,
         min_separation=0.5 if cfg.min_separation is None else cfg.min_separation,
         min_active_fraction=cfg.min_active_fraction,
     )
@@ -206,7 +210,11 @@ def _model_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
         "min_active_fraction",
         "init_scale",
     )
-    optional = ("block_variances", "min_separation")  # recorded only when set, so older records keep their hash
+    optional = (
+        "block_variances",
+        "min_separation",
+        "temperature",
+    )  # recorded only when set, so older records keep their hash
     return {
         "gate": curve.gate,
         "expert": curve.expert,

@@ -52,6 +52,7 @@ def sample_ground_truth(
     expert_variance: float,
     zero_gate_atoms: Sequence[int] = (),
     variances: Mapping[str, float] | None = None,
+    temperature: float = 1.0,
     min_separation: float = 0.5,
     min_active_fraction: float = 0.0,
     max_tries: int = 1000,
@@ -60,12 +61,13 @@ def sample_ground_truth(
 
     Gating parameters (A, b, c) have ``gate_variance``, expert parameters (alpha, beta) ``expert_variance``,
     unless ``variances`` names a block's own variance; the scale of normalised experts is +-U[0.5, 1.5]
-    (spec Sec. 5.1). Atoms in ``zero_gate_atoms`` get (A, b, c) = 0 (the sparse regime). A is symmetrised and softmax
-    truths are re-expressed with the last atom as zero reference; neither changes f_G*. Draws are repeated
-    until all atoms are at least ``min_separation`` apart in the cell metric (spec Sec. 2.2) and every
-    expert's pre-activation alpha^T x + beta is positive on at least ``min_active_fraction`` of the inputs
-    (a ReLU expert that is almost never active is barely identifiable: its Fisher information is tiny).
-    The rule looks at the draw only, not at the expert type, so ReLU and linear curves share their truth.
+    (spec Sec. 5.1), and tempered scores get the shared ``temperature``. Atoms in ``zero_gate_atoms`` get
+    (A, b, c) = 0 (the sparse regime). A is symmetrised and softmax truths are re-expressed with the last
+    atom as zero reference; neither changes f_G*. Draws are repeated until all atoms are at least
+    ``min_separation`` apart in the cell metric (spec Sec. 2.2) and every expert's pre-activation
+    alpha^T x + beta is positive on at least ``min_active_fraction`` of the inputs (a ReLU expert that is
+    almost never active is barely identifiable: its Fisher information is tiny). The rule looks at the draw
+    only, not at the expert type, so ReLU and linear curves share their truth.
     """
     generator = make_generator(seed, "truth")
     probe = sample_inputs(4096, model.dim, make_generator(seed, "active"))
@@ -87,6 +89,8 @@ def sample_ground_truth(
         if model.scaled:
             sign = torch.randint(0, 2, (num, 1), generator=generator).double() * 2 - 1
             blocks["scale"] = sign * (0.5 + torch.rand(num, 1, generator=generator, dtype=torch.float64))
+        if model.tempered:
+            blocks["rho"] = torch.full((num, 1), math.log(temperature), dtype=torch.float64)
         for name in ("A", "b", "c"):
             blocks[name][list(zero_gate_atoms)] = 0.0
         theta = model.pack(blocks)
@@ -136,8 +140,9 @@ def initial_atom_sources(num_true: int, num_atoms: int, over_specified_atom: int
 
 
 def fitted_mask(model: MixtureOfExperts, num_atoms: int, fixed_gate_atom: int | None = None) -> torch.Tensor:
-    """The mask (N, P) of fitted parameters: all but ``fixed_gate_atom``'s gating parameters (spec Sec. 2.3-1)."""
-    free = torch.ones(num_atoms, model.params_per_atom, dtype=torch.bool)
+    """The mask (N, P) of fitted parameters: all but ``fixed_gate_atom``'s gating parameters (spec Sec. 2.3-1)
+    and entries the model never uses."""
+    free = ~model.with_atoms(num_atoms).unused_mask
     if fixed_gate_atom is not None:
         free[fixed_gate_atom, : model.gate_size] = False
     return free
@@ -165,7 +170,8 @@ def initialise_near_truth(
     counts = torch.bincount(torch.tensor(sources), minlength=num_true).to(theta_true)
     start = theta_true[sources].clone()  # (N, P)
     c = model.block_slices["c"]
-    start[:, c] = gate_mass_inverse(model.gate, gate_mass(model.gate, start[:, c]) / counts[sources, None])
+    tau = model.blocks(theta_true)["tau"][:1] if model.tempered else 1.0  # mass exp(c / tau) when tempered
+    start[:, c] = tau * gate_mass_inverse(model.gate, gate_mass(model.gate, start[:, c] / tau) / counts[sources, None])
     true_blocks = model.blocks(theta_true)
     stds = torch.cat(
         [

@@ -10,7 +10,7 @@ Every paper of this repository measures parameter estimation with the same const
    the size of the cell (exactly specified |V_j| = 1 vs over-specified |V_j| > 1) and the weight is the
    fitted mass (softmax losses) or 1 (sigmoid losses).
 
-A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3; SM Eq. (6), (10)) is a ``VoronoiLoss`` value
+A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3; SM Eq. (6), (10), (16), (18)) is a ``VoronoiLoss`` value
 in ``LOSSES``.
 """
 
@@ -49,6 +49,7 @@ class VoronoiLoss:
     mass_cells: str = "all"  # cells with a mass term: "all" | "not_exact" (|V_j| != 1) | "none"
     reference: str = "truth"  # what the loss compares with: "truth" (G*) or "best_approximation" (G-bar)
     score: str = "quadratic_polynomial"  # the gating score whose parameters the loss is defined on
+    mass_block: str = "c"  # the block whose gate transform is the mass (c / tau for tempered scores)
     description: str = field(default="", compare=False)
 
     def __call__(self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -67,8 +68,9 @@ class VoronoiLoss:
         sizes = members.sum(1)  # (R, N*)
         atom_size = sizes.gather(1, cell).long()  # (R, N) size of each atom's cell
 
-        mass = gate_mass("softmax" if self.mass == "exp" else "sigmoid", fitted["c"].squeeze(-1))  # (R, N)
-        true_mass = gate_mass("softmax" if self.mass == "exp" else "sigmoid", true["c"].squeeze(-1))
+        gate = "softmax" if self.mass == "exp" else "sigmoid"
+        mass = gate_mass(gate, fitted[self.mass_block].squeeze(-1))  # (R, N)
+        true_mass = gate_mass(gate, true[self.mass_block].squeeze(-1))
         mass_gap = (torch.einsum("rn,rnj->rj", mass, members) - true_mass).abs()  # (R, N*)
         if self.mass_cells == "not_exact":
             mass_gap = mass_gap * (sizes != 1)
@@ -145,6 +147,20 @@ def softmax_linear_l2(r: float) -> VoronoiLoss:
     )
 
 
+def softmax_temperature_l3(r: float) -> VoronoiLoss:
+    """SM Eq. (16), L3,r: dense-to-sparse gate with a linear router; masses e^{beta / tau}, |d tau|^r terms."""
+    blocks = ("b", "tau", "eta")
+    return VoronoiLoss(
+        f"softmax_temperature_l3_r{r:g}",
+        cell_blocks=("b", "eta"),
+        exact=_same(blocks, r),
+        over=_same(blocks, r),
+        score="linear_temperature",
+        mass_block="c_over_tau",
+        description=f"SM Eq. (16), r = {r:g}",
+    )
+
+
 def sigmoid_l2(r: float) -> VoronoiLoss:
     """SG Eq. (11), L2,r (sparse regime, polynomial experts): exponent r everywhere, mass terms on O only."""
     return VoronoiLoss(
@@ -191,6 +207,26 @@ LOSSES: dict[str, VoronoiLoss] = {
         ),
         softmax_linear_l2(1),
         softmax_linear_l2(2),
+        softmax_temperature_l3(1),
+        softmax_temperature_l3(2),
+        VoronoiLoss(
+            "softmax_temperature_scale_free_l1",
+            cell_blocks=("b_over_tau", "eta"),
+            exact=_same(("b_over_tau", "eta"), 1),
+            over=_same(("b_over_tau", "eta"), 2),
+            score="linear_temperature",
+            mass_block="c_over_tau",
+            description="SM Eq. (6) on the scale-free gate (omega / tau, beta / tau): spec Sec. 5.2 (e) diagnostic",
+        ),
+        VoronoiLoss(
+            "softmax_router_l4",
+            cell_blocks=("b", "eta"),
+            exact=_same(("b", "tau", "eta"), 1),
+            over=_same(("b", "tau", "eta"), 2),
+            score="tanh_temperature",
+            mass_block="c_over_tau",
+            description="SM Eq. (18), L4: dense-to-sparse gate with a tanh router, strongly identifiable experts",
+        ),
         VoronoiLoss(
             "sigmoid_l1",
             cell_blocks=("A", "b", "eta"),

@@ -20,7 +20,6 @@ def tiny_config(panel, results_dir):
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("score=quadratic_polynomial", "'score' = 'quadratic_polynomial' is not allowed: linear"),
         ("curves=[{gate: sigmoid, regime: zero_reference, loss: sigmoid_l1}]", "'curves[0].gate' = 'sigmoid'"),
         ("curves=[{gate: softmax, regime: dense, loss: softmax_linear_l1}]", "'curves[0].regime' = 'dense'"),
         (
@@ -30,6 +29,11 @@ def tiny_config(panel, results_dir):
         ("block_variances={omega: 1.0}", "unknown config key 'block_variances.omega'"),
         ("block_variances.c=-1", "'block_variances.c' = -1.0 is not allowed: a positive variance"),
         ("num_atoms=[2]", "N >= num_true (N* = 3)"),
+        ("temperature=0", "'temperature' = 0.0 is not allowed: a positive temperature"),
+        (
+            "score=quadratic_monomial",
+            "'score' = 'quadratic_monomial' is not allowed: one of linear, linear_temperature",
+        ),
     ],
 )
 def test_bad_config_fails_naming_field_value_and_allowed(override, message):
@@ -56,10 +60,18 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
         figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs")))
     finally:
         figures.panel_config = original
-    assert (tmp_path / "figs" / "softmax.png").stat().st_size > 0
+    for panel in figures.PANELS:
+        assert (tmp_path / "figs" / f"{panel}.png").stat().st_size > 0
     slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
-    assert list(slopes[slopes.drawn].curve) == ["tanh", "linear"]
-    assert set(slopes.loss) == {"softmax_linear_l1", "softmax_linear_l2_r1", "softmax_linear_l2_r2", "regression_error"}
+    assert list(slopes[slopes.drawn].curve) == ["tanh", "linear", "raw L3,r", "scale-free L1", "GELU"]
+    assert set(slopes[slopes.figure == "softmax"].loss) == {
+        "softmax_linear_l1",
+        "softmax_linear_l2_r1",
+        "softmax_linear_l2_r2",
+        "regression_error",
+    }
+    # the two curves of the linear-router panel are the same fits: one point each, two losses
+    assert len(list((tmp_path / "points").iterdir())) == 2 * 3 + 3 + 3
     diagnostics.main(
         diagnostics.DiagnosticsConfig(
             variant="smoke", tables=["fisher"], fisher_size=4000, results_dir=str(tmp_path / "diag")
@@ -69,3 +81,10 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
     # k* = 3 atoms of (omega, beta, a, b[, scale]) with d = 2, less the reference atom's gating pair
     assert fisher.loc["softmax linear-score normalised_tanh zero_reference", "parameters"] == 3 * (3 + 4) - 3
     assert fisher.loc["softmax linear-score linear zero_reference", "parameters"] == 3 * (3 + 3) - 3
+    # the shared temperature adds one parameter; with a linear router it is not identified: scaling
+    # (omega, beta, tau) together leaves the gate unchanged (spec Sec. 2.3-5), with a tanh router it is
+    tempered = fisher.filter(like="temperature", axis=0)
+    assert (tempered.parameters == 3 * (3 + 4) - 3 + 1).all()
+    assert fisher.filter(like="softmax linear-score", axis=0).flat_directions.tolist() == [0, 0]
+    assert fisher.loc[[i for i in fisher.index if "linear_temperature" in i], "flat_directions"].tolist() == [1]
+    assert fisher.loc[[i for i in fisher.index if "tanh_temperature" in i], "flat_directions"].tolist() == [0]

@@ -10,7 +10,7 @@ from common.synthetic import MixtureOfExperts, sample_ground_truth, softmax_refe
 FAMILIES = list(
     itertools.product(
         ("softmax", "sigmoid"),
-        ("quadratic_polynomial", "quadratic_monomial", "linear"),
+        ("quadratic_polynomial", "quadratic_monomial", "linear", "linear_temperature", "tanh_temperature"),
         ("linear", "relu", "gelu", "polynomial", "normalised_tanh", "normalised_gelu", "normalised_sigmoid"),
     )
 )

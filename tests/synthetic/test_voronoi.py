@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from common.synthetic import LOSSES, VoronoiLoss, losses_for, sigmoid_l2
+from common.synthetic import LOSSES, MixtureOfExperts, VoronoiLoss, losses_for, sample_ground_truth, sigmoid_l2
 
 
 def blocks(**values):
@@ -141,3 +141,23 @@ def test_loss_is_zero_at_the_truth_and_batched_over_replicates():
     fit = {k: v.expand(3, -1, -1) for k, v in true.items()}
     for name in ("softmax_l1", "softmax_l2_r1", "sigmoid_l1", "sigmoid_l3", "sigmoid_l2_r2"):
         assert LOSSES[name](fit, true).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_temperature_losses_see_the_scale_curve_that_the_model_does_not():
+    # spec Sec. 2.3-5: (omega, beta, tau) -> s (omega, beta, tau) leaves softmax((omega^T x + beta) / tau)
+    # unchanged; SM Eq. (16) moves along it, the scale-free L1 on (omega / tau, beta / tau) does not
+    model = MixtureOfExperts("softmax", "linear_temperature", "normalised_tanh", dim=2, num_atoms=3)
+    truth = sample_ground_truth(model, seed=0, gate_variance=1.0, expert_variance=1.0, temperature=0.5)
+    scaled = truth.clone()
+    scaled[:, : model.gate_size] *= 1.5
+    scaled[:, model.block_slices["rho"]] += math.log(1.5)
+    x = torch.rand(1, 50, 2, dtype=torch.float64) * 2 - 1
+    features = model.features(x)
+    torch.testing.assert_close(model.predict(scaled[None], features), model.predict(truth[None], features))
+    fitted, true = model.blocks(scaled[None]), model.blocks(truth)
+    assert LOSSES["softmax_temperature_scale_free_l1"](fitted, true).item() == pytest.approx(0, abs=1e-12)
+    raw = LOSSES["softmax_temperature_l3_r1"].terms(fitted, true)
+    omega = (fitted["b"] - true["b"]).norm(dim=-1)  # (1, 3)
+    mass = torch.exp(fitted["c_over_tau"]).squeeze(-1)  # e^{beta / tau}: unchanged by the scaling
+    expected = (mass * (omega + 0.25)).sum()  # |d tau| = 0.75 - 0.5 on every atom
+    assert raw["mass"].item() == pytest.approx(0, abs=1e-12) and raw["total"].item() == pytest.approx(expected.item())
