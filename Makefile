@@ -25,8 +25,10 @@ paper: $(VENV_STAMP)
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q --durations=10
 
+# Every paper's synthetic figures and slopes tables, redrawn from saved results (nothing is fitted).
+SYNTHETIC_PAPERS = sigmoid_attention quadratic_gating softmax_moe_rates
 figures: $(VENV_STAMP)
-	$(PY) -m sigmoid_attention.figures variant=paper
+	status=0; for p in $(SYNTHETIC_PAPERS); do $(PY) -m $$p.figures variant=paper || status=1; done; exit $$status
 
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks.sigmoid_attention_grid
