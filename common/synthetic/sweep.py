@@ -153,7 +153,11 @@ class Point:
 
 
 def sweep(cfg: SweepConfig) -> list[Point]:
-    return [Point(c, N, n) for c in range(len(cfg.curves)) for N in cfg.num_atoms for n in cfg.sample_sizes]
+    """The distinct points of a config: curves that differ only in the loss drawn share their fits."""
+    points = {}
+    for point in (Point(c, N, n) for c in range(len(cfg.curves)) for N in cfg.num_atoms for n in cfg.sample_sizes):
+        points.setdefault(point_dir(cfg, point), point)
+    return list(points.values())
 
 
 def setting_label(cfg: SweepConfig, num_atoms: int) -> str:

@@ -88,3 +88,8 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
     assert fisher.filter(like="softmax linear-score", axis=0).flat_directions.tolist() == [0, 0]
     assert fisher.loc[[i for i in fisher.index if "linear_temperature" in i], "flat_directions"].tolist() == [1]
     assert fisher.loc[[i for i in fisher.index if "tanh_temperature" in i], "flat_directions"].tolist() == [0]
+
+
+def test_curves_that_differ_only_in_the_loss_share_their_points():
+    cfg = load_config(synthetic.Config, CONFIGS / "temperature_linear.yaml")
+    assert len(cfg.curves) == 2 and len(synthetic.sweep(cfg)) == len(cfg.sample_sizes)
