@@ -53,54 +53,76 @@ def _symmetric_rank_update(gram: torch.Tensor, jac: torch.Tensor) -> None:
         blas.dsyrk(1.0, j.T, beta=1.0, c=g.T, trans=0, overwrite_c=True)
 
 
-def least_squares(
-    model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None = None, budget: int = 2**23
-):
-    """The training loss mean_i (f(x_i) - y_i)^2 of each replicate and its normal equations, for the fitter.
+def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None = None, budget: int = 2**23):
+    """The training loss of each replicate and its normal equations, for the fitter.
 
-    x (R, n, d), y (R, n). Returns ``normal_equations(theta, idx, exact=False)`` -> (loss, gradient,
-    Gauss-Newton matrix) and ``loss_fn(theta, idx)``. Loss and gradient use all n rows. The Gauss-Newton matrix
-    2 J^T J / m uses the first m = min(gram_rows, n) rows (all rows if gram_rows is None or exact=True): the
-    rows are i.i.d., so this is an unbiased estimate of the full matrix at m / n of the cost of the n P^2
-    product that dominates the fit. It only preconditions the steps; the estimator is still the stationary
-    point of the full training loss. Features are computed once; replicates are evaluated together,
-    ``budget`` Jacobian entries (replicates x rows x parameters) at a time, so memory stays bounded.
+    x (R, n, d); y (R, n) or, for vector outputs, (R, n, q). The loss is mean_i ||f(x_i) - y_i||^2 / q.
+    Returns ``normal_equations(theta, idx, exact=False)`` -> (loss, gradient, Gauss-Newton matrix) and
+    ``loss_fn(theta, idx)``. Loss and gradient use all n rows. The Gauss-Newton matrix 2 J^T J / (m q) uses the
+    first m = min(gram_rows, n) rows (all rows if gram_rows is None or exact=True): the rows are i.i.d., so
+    this is an unbiased estimate of the full matrix at m / n of the cost of the n P^2 product that dominates
+    the fit. It only preconditions the steps; the estimator is still the stationary point of the full
+    training loss. Features are computed once; replicates are evaluated together, ``budget`` Jacobian entries
+    (replicates x rows x outputs x parameters) at a time, so memory stays bounded.
+
+    Models with analytic ``sensitivities`` (``MixtureOfExperts``) build the Jacobian from them and the
+    gradient without it; any other model only needs ``features`` and ``predict``, and its Jacobian comes from
+    forward-mode automatic differentiation.
     """
-    R, n = y.shape
+    R, n = y.shape[:2]
+    q = y[0, 0].numel()  # outputs per row
     shape = (model.num_atoms, model.params_per_atom)
     P = shape[0] * shape[1]
-    score_features, expert_features = model.features(x)
-    width = score_features.shape[-1] + expert_features.shape[-1]
+    features = model.features(x)
+    width = sum(f[0, 0].numel() for f in features)
+    analytic = hasattr(model, "sensitivities")
 
     def row_blocks(k: int, entries_per_row: int, start: int, stop: int):
         rows = max(1, budget // (k * entries_per_row))
         return [slice(begin, min(begin + rows, stop)) for begin in range(start, stop, rows)]
 
     def block(idx: torch.Tensor, rows: slice):
-        return score_features[idx, rows], expert_features[idx, rows]
+        return tuple(f[idx, rows] for f in features)
 
     def loss_fn(theta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         k = len(idx)
         total = theta.new_zeros(k)
-        for rows in row_blocks(k, width, 0, n):
+        for rows in row_blocks(k, width * q, 0, n):
             f = model.predict(theta.view(k, *shape), block(idx, rows))
-            total += (f - y[idx, rows]).pow(2).sum(-1)
-        return total / n
+            total += (f - y[idx, rows]).pow(2).reshape(k, -1).sum(-1)
+        return total / (n * q)
+
+    def autograd_jacobian(theta: torch.Tensor, block_features: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """f (k, rows[, q]) and J (k, rows * q, P) of a model without analytic derivatives."""
+
+        def one(t, *fs):
+            f = model.predict(t[None], tuple(v[None] for v in fs))[0]
+            return f, f
+
+        jac, f = torch.func.vmap(torch.func.jacfwd(one, has_aux=True))(theta, *block_features)
+        return f, jac.reshape(len(theta), -1, P).contiguous()
 
     def normal_equations(theta: torch.Tensor, idx: torch.Tensor, exact: bool = False):
         k = len(idx)
         m = n if exact or gram_rows is None else min(gram_rows, n)
         loss, grad, gram = theta.new_zeros(k), theta.new_zeros(k, *shape), theta.new_zeros(k, P, P)
-        for rows in row_blocks(k, P, 0, m) + row_blocks(k, width, m, n):
-            features = block(idx, rows)
-            sens = model.sensitivities(theta.view(k, *shape), features)
-            residual = sens.f - y[idx, rows]
-            loss += residual.pow(2).sum(-1)
-            grad += model.vector_jacobian(features, sens, residual)
+        blocks = row_blocks(k, P * q, 0, m) + row_blocks(k, (width if analytic else P) * q, m, n)
+        for rows in blocks:
+            block_features = block(idx, rows)
+            if analytic:
+                sens = model.sensitivities(theta.view(k, *shape), block_features)
+                residual = sens.f - y[idx, rows]
+                grad += model.vector_jacobian(block_features, sens, residual)
+                jac = model.assemble_jacobian(block_features, sens).reshape(k, -1, P) if rows.start < m else None
+            else:
+                f, jac = autograd_jacobian(theta.view(k, *shape), block_features)
+                residual = f - y[idx, rows]
+                grad += (residual.reshape(k, 1, -1) @ jac).reshape(k, *shape)
+            loss += residual.pow(2).reshape(k, -1).sum(-1)
             if rows.start < m:
-                _symmetric_rank_update(gram, model.assemble_jacobian(features, sens).reshape(k, -1, P))
+                _symmetric_rank_update(gram, jac)
         gram = torch.tril(gram) + torch.tril(gram, -1).transpose(-1, -2)
-        return loss / n, 2 * grad.reshape(k, P) / n, 2 * gram / m
+        return loss / (n * q), 2 * grad.reshape(k, P) / (n * q), 2 * gram / (m * q)
 
     return normal_equations, loss_fn
 
@@ -108,11 +130,14 @@ def least_squares(
 def fit_sample(
     model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, theta0: torch.Tensor, free: torch.Tensor, fit: FitConfig
 ) -> FitResult:
-    """Least-squares fits of ``model`` to samples x (R, n, d), y (R, n) from theta0 (R, N, P)."""
+    """Least-squares fits of ``model`` to samples x (R, n, d), y (R, n[, q]) from theta0 (R, N, P).
+
+    The stopping scale P * loss / (n q) counts every output of every row: the loss is a mean over both.
+    """
     n = y.shape[1]
     normal_equations, loss_fn = least_squares(model, x, y, fit.gram_rows)
     exact = partial(normal_equations, exact=True) if fit.gram_rows is not None and fit.gram_rows < n else None
-    return fit_least_squares(normal_equations, loss_fn, theta0, n, free, fit, exact)
+    return fit_least_squares(normal_equations, loss_fn, theta0, y[0].numel(), free, fit, exact)
 
 
 def fit_replicates(

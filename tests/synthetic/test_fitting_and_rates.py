@@ -126,3 +126,43 @@ def test_fit_rate_recovers_a_power_law_and_its_ci():
     assert exact.slope == pytest.approx(-0.25) and exact.intercept == pytest.approx(np.log(3.0))
     with pytest.raises(ValueError, match="values must be"):
         fit_rate(n, values[:2])
+
+
+class _PredictOnly:
+    """A model that only has features and predict: its Jacobian comes from automatic differentiation."""
+
+    def __init__(self, model, outputs=1):
+        self.model, self.outputs = model, outputs
+        self.num_atoms, self.params_per_atom = model.num_atoms, model.params_per_atom
+
+    def features(self, x):
+        return self.model.features(x)
+
+    def predict(self, theta, features):
+        f = self.model.predict(theta, features)
+        return f if self.outputs == 1 else torch.stack([f * (k + 1) for k in range(self.outputs)], dim=-1)
+
+
+@pytest.mark.parametrize("gram_rows", [None, 50])
+def test_autograd_normal_equations_match_the_analytic_ones(gram_rows):
+    prob = problem("softmax", "normalised_tanh")
+    x, y = sample(prob, 200, seed=1, replicates=2)
+    theta = (prob.theta_true + 0.1).expand(2, -1, -1).reshape(2, -1)
+    analytic, _ = least_squares(prob.fitted, x, y, gram_rows)
+    generic, generic_loss = least_squares(_PredictOnly(prob.fitted), x, y, gram_rows, budget=2**9)
+    for a, b in zip(analytic(theta, torch.arange(2)), generic(theta, torch.arange(2)), strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(generic_loss(theta, torch.arange(2)), analytic(theta, torch.arange(2))[0])
+
+
+def test_vector_outputs_average_the_loss_over_outputs():
+    prob = problem()
+    x, y = sample(prob, 100, seed=2, replicates=1)
+    theta = (prob.theta_true + 0.05).reshape(1, -1)
+    two = _PredictOnly(prob.fitted, outputs=2)
+    y2 = torch.stack([y, 2 * y], dim=-1)  # outputs f and 2 f: residuals r and 2 r
+    loss, grad, gram = least_squares(two, x, y2)[0](theta, torch.arange(1))
+    loss1, grad1, gram1 = least_squares(prob.fitted, x, y)[0](theta, torch.arange(1))
+    torch.testing.assert_close(loss, loss1 * (1 + 4) / 2)
+    torch.testing.assert_close(grad, grad1 * (1 + 4) / 2)
+    torch.testing.assert_close(gram, gram1 * (1 + 4) / 2)
