@@ -26,7 +26,7 @@ from common.synthetic.experiment import FitProblem, evaluate, fit_replicates, fi
 from common.synthetic.fitting import FitConfig
 from common.synthetic.models import EXPERTS, GATES, SCORES, MixtureOfExperts
 from common.synthetic.truth import initialise_near_truth, make_generator, sample_ground_truth, sample_inputs
-from common.synthetic.voronoi import losses_for
+from common.synthetic.voronoi import VoronoiLoss, losses_for
 
 # Which true atoms have zero gating parameters (A*, b*, c*) = 0 as drawn:
 REGIMES = {
@@ -88,17 +88,11 @@ class SweepConfig:
         if not self.curves:
             raise ConfigError.invalid("curves", self.curves, "a non-empty list of curves")
         for i, curve in enumerate(self.curves):
-            for name, allowed in (("gate", GATES), ("expert", EXPERTS), ("regime", tuple(REGIMES))):
-                if getattr(curve, name) not in allowed:
-                    raise ConfigError.invalid(
-                        f"curves[{i}].{name}", getattr(curve, name), f"one of {', '.join(allowed)}"
-                    )
-            losses = losses_for(curve.gate, self.score)
+            self.check_curve(i, curve)
+            losses = self.curve_losses(curve)
             if curve.loss not in losses:
                 raise ConfigError.invalid(
-                    f"curves[{i}].loss",
-                    curve.loss,
-                    f"a Voronoi loss of {curve.gate} gating with the {self.score} score: {', '.join(losses)}",
+                    f"curves[{i}].loss", curve.loss, f"a Voronoi loss of {self.describe(curve)}: {', '.join(losses)}"
                 )
             unknown = [name for name in curve.tabulate if name not in losses]
             if unknown:
@@ -143,6 +137,42 @@ class SweepConfig:
             raise ConfigError.invalid("fit.gram_rows", self.fit.gram_rows, "a positive number of rows, or null (all)")
 
 
+    # --- the model family; a paper whose models are not MixtureOfExperts overrides these ----------------
+    def check_curve(self, i: int, curve: CurveConfig) -> None:
+        for name, allowed in (("gate", GATES), ("expert", EXPERTS), ("regime", tuple(REGIMES))):
+            if getattr(curve, name) not in allowed:
+                raise ConfigError.invalid(f"curves[{i}].{name}", getattr(curve, name), f"one of {', '.join(allowed)}")
+
+    def describe(self, curve: CurveConfig) -> str:
+        return f"{curve.gate} gating with the {self.score} score"
+
+    def curve_losses(self, curve: CurveConfig) -> dict[str, VoronoiLoss]:
+        """The named Voronoi losses defined for a curve's model (all are computed and stored)."""
+        return losses_for(curve.gate, self.score)
+
+    def true_model(self, curve: CurveConfig):
+        return MixtureOfExperts(curve.gate, self.score, curve.expert, self.dim, self.num_true)
+
+    def draw_truth(self, curve: CurveConfig, model) -> torch.Tensor:
+        """The true parameters (N*, P), drawn once from truth_seed."""
+        variance = 1.0 / self.dim
+        return sample_ground_truth(
+            model,
+            seed=self.truth_seed,
+            gate_variance=self.gate_variance or variance,
+            expert_variance=self.expert_variance or variance,
+            zero_gate_atoms=zero_gate_atoms(self, curve),
+            variances=self.block_variances,
+            temperature=self.temperature or 1.0,
+            min_separation=0.5 if self.min_separation is None else self.min_separation,
+            min_active_fraction=self.min_active_fraction,
+        )
+
+    def model_record(self, curve: CurveConfig) -> dict:
+        """Settings of the family beyond SweepConfig's own that determine the truth or the fit (hashed)."""
+        return {}
+
+
 @dataclass(frozen=True)
 class Point:
     """One sweep point: a curve fitted with N atoms at sample size n."""
@@ -164,10 +194,6 @@ def setting_label(cfg: SweepConfig, num_atoms: int) -> str:
     return f"N=N*+{num_atoms - cfg.num_true}" if num_atoms > cfg.num_true else "N=N*"
 
 
-def true_model(cfg: SweepConfig, curve: CurveConfig) -> MixtureOfExperts:
-    return MixtureOfExperts(curve.gate, cfg.score, curve.expert, cfg.dim, cfg.num_true)
-
-
 def zero_gate_atoms(cfg: SweepConfig, curve: CurveConfig) -> tuple[int, ...]:
     """True atoms drawn with (A*, b*, c*) = 0: the last two (sparse) or the last one (zero_reference)."""
     count = {"dense": 0, "sparse": 2, "zero_reference": 1}[curve.regime]
@@ -179,19 +205,8 @@ def fit_problem(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> FitProb
 
     Extra fitted atoms start at atom 1, or in the sparse regime at the first zero-gate atom (spec Sec. 4.6).
     """
-    model = true_model(cfg, curve)
-    variance = 1.0 / cfg.dim
-    theta = sample_ground_truth(
-        model,
-        seed=cfg.truth_seed,
-        gate_variance=cfg.gate_variance or variance,
-        expert_variance=cfg.expert_variance or variance,
-        zero_gate_atoms=zero_gate_atoms(cfg, curve),
-        variances=cfg.block_variances,
-        temperature=cfg.temperature or 1.0,
-        min_separation=0.5 if cfg.min_separation is None else cfg.min_separation,
-        min_active_fraction=cfg.min_active_fraction,
-    )
+    model = cfg.true_model(curve)
+    theta = cfg.draw_truth(curve, model)
     over = zero_gate_atoms(cfg, curve)[0] if curve.regime == "sparse" else 0
     return FitProblem(model, theta, num_atoms, over, cfg.noise_variance, cfg.init_scale)
 
@@ -226,6 +241,7 @@ def _model_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
         "num_atoms": num_atoms,
         **{k: getattr(cfg, k) for k in keys},
         **{k: getattr(cfg, k) for k in optional if getattr(cfg, k) is not None},
+        **cfg.model_record(curve),
         "fit": asdict(cfg.fit),
     }
 
@@ -301,7 +317,7 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
     fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), cfg.fit)
     seconds = time.perf_counter() - start
     test_x = sample_inputs(cfg.test_size, cfg.dim, make_generator(cfg.seed, "test"))
-    losses = losses_for(curve.gate, cfg.score)
+    losses = cfg.curve_losses(curve)
     metrics = evaluate(problem, fit.theta, losses, test_x, gbar)
     arrays = {
         **metrics,
