@@ -136,7 +136,6 @@ class SweepConfig:
         if self.fit.gram_rows is not None and self.fit.gram_rows <= 0:
             raise ConfigError.invalid("fit.gram_rows", self.fit.gram_rows, "a positive number of rows, or null (all)")
 
-
     # --- the model family; a paper whose models are not MixtureOfExperts overrides these ----------------
     def check_curve(self, i: int, curve: CurveConfig) -> None:
         for name, allowed in (("gate", GATES), ("expert", EXPERTS), ("regime", tuple(REGIMES))):
