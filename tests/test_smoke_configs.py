@@ -8,7 +8,7 @@ import pytest
 
 from common.config import load_config
 
-PAPERS = ("sigmoid_attention", "quadratic_gating", "softmax_moe_rates")
+PAPERS = ("sigmoid_attention", "quadratic_gating", "softmax_moe_rates", "replora")
 
 
 @pytest.mark.parametrize("paper", PAPERS)

@@ -8,6 +8,7 @@ depend only on (seed, n, r), so any subset of replicates reproduces the same num
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -66,8 +67,9 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
     (replicates x rows x outputs x parameters) at a time, so memory stays bounded.
 
     Models with analytic ``sensitivities`` (``MixtureOfExperts``) build the Jacobian from them and the
-    gradient without it; any other model only needs ``features`` and ``predict``, and its Jacobian comes from
-    forward-mode automatic differentiation.
+    gradient without it. Any other model needs ``features`` and ``predict``; its Jacobian comes from its
+    ``jacobian`` method where it has one (``LoRAMoE``), else from forward-mode automatic differentiation, and
+    the gradient of the rows beyond the Gauss-Newton ones from one reverse pass.
     """
     R, n = y.shape[:2]
     q = y[0, 0].numel()  # outputs per row
@@ -99,14 +101,16 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
             f = model.predict(t[None], tuple(v[None] for v in fs))[0]
             return f, f
 
-        jac, f = torch.func.vmap(torch.func.jacfwd(one, has_aux=True))(theta, *block_features)
+        with warnings.catch_warnings():  # torch's forward-mode AD warns once about its own use of torch.jit.script
+            warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+            jac, f = torch.func.vmap(torch.func.jacfwd(one, has_aux=True))(theta, *block_features)
         return f, jac.reshape(len(theta), -1, P).contiguous()
 
     def normal_equations(theta: torch.Tensor, idx: torch.Tensor, exact: bool = False):
         k = len(idx)
         m = n if exact or gram_rows is None else min(gram_rows, n)
         loss, grad, gram = theta.new_zeros(k), theta.new_zeros(k, *shape), theta.new_zeros(k, P, P)
-        blocks = row_blocks(k, P * q, 0, m) + row_blocks(k, (width if analytic else P) * q, m, n)
+        blocks = row_blocks(k, P * q, 0, m) + row_blocks(k, width * q, m, n)
         for rows in blocks:
             block_features = block(idx, rows)
             if analytic:
@@ -114,10 +118,18 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
                 residual = sens.f - y[idx, rows]
                 grad += model.vector_jacobian(block_features, sens, residual)
                 jac = model.assemble_jacobian(block_features, sens).reshape(k, -1, P) if rows.start < m else None
-            else:
-                f, jac = autograd_jacobian(theta.view(k, *shape), block_features)
+            elif rows.start < m:
+                if hasattr(model, "jacobian"):
+                    f, jac = model.jacobian(theta.view(k, *shape), block_features)
+                    jac = jac.reshape(k, -1, P)
+                else:
+                    f, jac = autograd_jacobian(theta.view(k, *shape), block_features)
                 residual = f - y[idx, rows]
                 grad += (residual.reshape(k, 1, -1) @ jac).reshape(k, *shape)
+            else:  # beyond the Gauss-Newton rows only the gradient is needed: one reverse pass, no Jacobian
+                f, pullback = torch.func.vjp(lambda t, fs=block_features: model.predict(t, fs), theta.view(k, *shape))
+                residual = f - y[idx, rows]
+                grad += pullback(residual)[0]
             loss += residual.pow(2).reshape(k, -1).sum(-1)
             if rows.start < m:
                 _symmetric_rank_update(gram, jac)
@@ -166,12 +178,12 @@ def regression_error(
     theta_reference: torch.Tensor,
     x: torch.Tensor,
 ) -> torch.Tensor:
-    """Empirical L2(mu) distance ||f_theta - f_reference|| (R,) on test inputs x (n, d)."""
-    R = theta.shape[0]
+    """Empirical L2(mu) distance sqrt(E ||f_theta - f_reference||^2) (R,) on test inputs x (n, d)."""
+    R, n = theta.shape[0], x.shape[0]
     xs = x.expand(R, -1, -1)
     f = model.predict(theta, model.features(xs))
     f_ref = reference_model.predict(theta_reference.expand(R, -1, -1), reference_model.features(xs))
-    return (f - f_ref).pow(2).mean(-1).sqrt()
+    return (f - f_ref).pow(2).reshape(R, n, -1).sum(-1).mean(-1).sqrt()
 
 
 def evaluate(

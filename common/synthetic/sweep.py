@@ -83,8 +83,7 @@ class SweepConfig:
             raise ConfigError.invalid("dim", self.dim, "a positive integer")
         if self.num_true < 2:
             raise ConfigError.invalid("num_true", self.num_true, "an integer >= 2 (N*)")
-        if self.score not in SCORES:
-            raise ConfigError.invalid("score", self.score, f"one of {', '.join(SCORES)}")
+        self.check_family()
         if not self.curves:
             raise ConfigError.invalid("curves", self.curves, "a non-empty list of curves")
         for i, curve in enumerate(self.curves):
@@ -137,6 +136,10 @@ class SweepConfig:
             raise ConfigError.invalid("fit.gram_rows", self.fit.gram_rows, "a positive number of rows, or null (all)")
 
     # --- the model family; a paper whose models are not MixtureOfExperts overrides these ----------------
+    def check_family(self) -> None:
+        if self.score not in SCORES:
+            raise ConfigError.invalid("score", self.score, f"one of {', '.join(SCORES)}")
+
     def check_curve(self, i: int, curve: CurveConfig) -> None:
         for name, allowed in (("gate", GATES), ("expert", EXPERTS), ("regime", tuple(REGIMES))):
             if getattr(curve, name) not in allowed:

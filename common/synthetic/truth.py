@@ -126,11 +126,11 @@ def sample_data(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One data set per generator: X ~ Uniform([-1, 1]^d) (SG Eq. (81)), Y = f_G*(X) + N(0, nu) (Eq. (82)).
 
-    Returns x (R, n, d) and y (R, n).
+    Returns x (R, n, d) and y (R, n), or (R, n, q) with independent noise per output for vector outputs.
     """
     x = torch.stack([sample_inputs(n, model.dim, g) for g in generators])
-    noise = torch.stack([torch.randn(n, generator=g, dtype=torch.float64) for g in generators])
-    f = model.predict(theta_true.expand(len(generators), -1, -1), model.features(x))
+    f = model.predict(theta_true.expand(len(generators), -1, -1), model.features(x))  # (R, n[, q])
+    noise = torch.stack([torch.randn(f.shape[1:], generator=g, dtype=torch.float64) for g in generators])
     return x, f + math.sqrt(noise_variance) * noise
 
 

@@ -10,8 +10,8 @@ Every paper of this repository measures parameter estimation with the same const
    the size of the cell (exactly specified |V_j| = 1 vs over-specified |V_j| > 1) and the weight is the
    fitted mass (softmax losses) or 1 (sigmoid losses).
 
-A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3; SM Eq. (6), (10), (16), (18)) is a ``VoronoiLoss`` value
-in ``LOSSES``.
+A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3; SM Eq. (6), (10), (16), (18); RepLoRA D1,r,
+D2, D3) is a ``VoronoiLoss`` value in ``LOSSES``; ``losses_for`` lists those of a gate and model family.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class VoronoiLoss:
     weighted: bool = True  # weight each atom's terms by its fitted mass
     mass_cells: str = "all"  # cells with a mass term: "all" | "not_exact" (|V_j| != 1) | "none"
     reference: str = "truth"  # what the loss compares with: "truth" (G*) or "best_approximation" (G-bar)
-    score: str = "quadratic_polynomial"  # the gating score whose parameters the loss is defined on
+    scores: tuple[str, ...] = ("quadratic_polynomial",)  # the model families (scores) the loss is defined on
     mass_block: str = "c"  # the block whose gate transform is the mass (c / tau for tempered scores)
     description: str = field(default="", compare=False)
 
@@ -129,7 +129,7 @@ def softmax_mono_l2(r: float) -> VoronoiLoss:
         cell_blocks=("A", "eta"),
         exact=_same(blocks, r),
         over=_same(blocks, r),
-        score="quadratic_monomial",
+        scores=("quadratic_monomial",),
         description=f"QG Eq. (27) without b, monomial gate, r = {r:g}",
     )
 
@@ -142,7 +142,7 @@ def softmax_linear_l2(r: float) -> VoronoiLoss:
         cell_blocks=("b", "eta"),
         exact=_same(blocks, r),
         over=_same(blocks, r),
-        score="linear",
+        scores=("linear",),
         description=f"SM Eq. (10), r = {r:g}",
     )
 
@@ -155,9 +155,22 @@ def softmax_temperature_l3(r: float) -> VoronoiLoss:
         cell_blocks=("b", "eta"),
         exact=_same(blocks, r),
         over=_same(blocks, r),
-        score="linear_temperature",
+        scores=("linear_temperature",),
         mass_block="c_over_tau",
         description=f"SM Eq. (16), r = {r:g}",
+    )
+
+
+def lora_d1(r: float, product: bool) -> VoronoiLoss:
+    """RepLoRA D1,r on the raw factors (B_Q, A_Q, B_V, A_V), or on the products (Z_Q, Z_V) (spec Sec. 6.1)."""
+    blocks = ("ZQ", "ZV") if product else ("BQ", "AQ", "BV", "AV")
+    return VoronoiLoss(
+        f"lora_vanilla{'_product' if product else ''}_d1_r{r:g}",
+        cell_blocks=blocks,
+        exact=_same(blocks, r),
+        over=_same(blocks, r),
+        scores=("lora_vanilla",),
+        description=f"RepLoRA D1,r, r = {r:g}, on the {'products' if product else 'raw factors'}",
     )
 
 
@@ -190,7 +203,7 @@ LOSSES: dict[str, VoronoiLoss] = {
             cell_blocks=("A", "eta"),
             exact=_same(("A", "eta"), 1),
             over=_same(("A", "eta"), 2),
-            score="quadratic_monomial",
+            scores=("quadratic_monomial",),
             description="QG Eq. (25): quadratic monomial softmax gate, strongly identifiable experts",
         ),
         softmax_l2(1),
@@ -202,7 +215,7 @@ LOSSES: dict[str, VoronoiLoss] = {
             cell_blocks=("b", "eta"),
             exact=_same(("b", "eta"), 1),
             over=_same(("b", "eta"), 2),
-            score="linear",
+            scores=("linear",),
             description="SM Eq. (6): linear softmax gate (omega = block b), strongly identifiable experts",
         ),
         softmax_linear_l2(1),
@@ -214,7 +227,7 @@ LOSSES: dict[str, VoronoiLoss] = {
             cell_blocks=("b_over_tau", "eta"),
             exact=_same(("b_over_tau", "eta"), 1),
             over=_same(("b_over_tau", "eta"), 2),
-            score="linear_temperature",
+            scores=("linear_temperature",),
             mass_block="c_over_tau",
             description="SM Eq. (6) on the scale-free gate (omega / tau, beta / tau): spec Sec. 5.2 (e) diagnostic",
         ),
@@ -223,9 +236,29 @@ LOSSES: dict[str, VoronoiLoss] = {
             cell_blocks=("b", "eta"),
             exact=_same(("b", "tau", "eta"), 1),
             over=_same(("b", "tau", "eta"), 2),
-            score="tanh_temperature",
+            scores=("tanh_temperature",),
             mass_block="c_over_tau",
             description="SM Eq. (18), L4: dense-to-sparse gate with a tanh router, strongly identifiable experts",
+        ),
+        lora_d1(1, product=False),
+        lora_d1(2, product=False),
+        lora_d1(1, product=True),
+        lora_d1(2, product=True),
+        VoronoiLoss(
+            "lora_d2",
+            cell_blocks=("Z",),
+            exact={"Z": 1},
+            over={"Z": 2},
+            scores=("lora_shared", "lora_shared_sigmoid", "lora_shared_tanh"),
+            description="RepLoRA D2 on the shared product Z (for the non-linear one: the D2 formula on Z)",
+        ),
+        VoronoiLoss(
+            "lora_d3",
+            cell_blocks=("U", "V"),
+            exact=_same(("U", "V"), 1),
+            over=_same(("U", "V"), 2),
+            scores=("lora_shared_sigmoid", "lora_shared_tanh"),
+            description="RepLoRA D3 on the raw factors (U, V) of the non-linear reparameterisation",
         ),
         VoronoiLoss(
             "sigmoid_l1",
@@ -257,4 +290,4 @@ LOSSES: dict[str, VoronoiLoss] = {
 def losses_for(gate: str, score: str) -> dict[str, VoronoiLoss]:
     """The named losses defined for a gate ("softmax" | "sigmoid") and a gating score."""
     mass = "exp" if gate == "softmax" else "sigmoid"
-    return {name: loss for name, loss in LOSSES.items() if loss.mass == mass and loss.score == score}
+    return {name: loss for name, loss in LOSSES.items() if loss.mass == mass and score in loss.scores}
