@@ -92,15 +92,17 @@ def distinct_curves(panels: Sequence[SweepConfig]) -> list[tuple[SweepConfig, in
 
 
 def fisher_information(cfg: SweepConfig, curve: CurveConfig, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Monte Carlo E[J^T J] (P, P) of the N = N* model at the truth, and the mask (N*, P) of its fitted entries."""
+    """Monte Carlo E[J^T J] (P, P) of the N = N* model at the truth (J of one input, all its outputs), and the
+    mask (N*, P) of its fitted entries."""
     problem = fit_problem(cfg, curve, cfg.num_true)
     model = problem.fitted
     x = sample_inputs(size, cfg.dim, make_generator(cfg.seed, "fisher"))[None]
     theta = problem.theta_true[None]
-    normal_equations, _ = least_squares(model, x, model.predict(theta, model.features(x)))
-    _, _, gram = normal_equations(theta.reshape(1, -1), torch.arange(1))  # gram = 2 J^T J / n
+    y = model.predict(theta, model.features(x))  # (1, n[, q])
+    normal_equations, _ = least_squares(model, x, y)
+    _, _, gram = normal_equations(theta.reshape(1, -1), torch.arange(1))  # gram = 2 J^T J / (n q)
     free = fitted_mask(model, cfg.num_true, problem.fixed_gate_atom).flatten()
-    return gram[0][free][:, free] / 2, free.view(cfg.num_true, -1)
+    return gram[0][free][:, free] / 2 * y[0, 0].numel(), free.view(cfg.num_true, -1)
 
 
 def fisher_row(cfg: SweepConfig, curve: CurveConfig, diag_cfg: DiagnosticsConfig) -> dict:
