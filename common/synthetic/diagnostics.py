@@ -220,7 +220,9 @@ def write_diagnostics(panels: Sequence[SweepConfig], diag_cfg: DiagnosticsConfig
     if "init_scale" in diag_cfg.tables:
         tables["init_scale"] = [row for cfg, c, N in curves for row in init_scale_rows(cfg, c, N, diag_cfg)]
     if "cells" in diag_cfg.tables:
-        tables["cells"] = [row for cfg, c, N in curves for row in cell_rows(cfg, c, N)]
+        # every fitted-atom setting of each curve (not only the drawn one): cells show where N > N* puts its atoms
+        settings = {(curve_name(cfg, cfg.curves[c]), N): (cfg, c, N) for cfg, c, _ in curves for N in cfg.num_atoms}
+        tables["cells"] = [row for cfg, c, N in settings.values() for row in cell_rows(cfg, c, N)]
     frames = {name: pd.DataFrame(rows) for name, rows in tables.items()}
     for name, frame in frames.items():
         for path in write_table(frame, out_dir / name, float_format="%.4g"):

@@ -118,7 +118,8 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
     finally:
         diagnostics.panel_config = original
     cells = pd.read_csv(tmp_path / "diagnostics" / "smoke" / "cells.csv")
-    assert len(cells) == 2 * (3 + 4) + 4 * 3  # fig1 sigmoid: the 4 atoms of G-bar; otherwise the N* = 3 true atoms
+    # both settings N = 3, 4 of the six curves; sigmoid dense at N = 4: the 4 atoms of G-bar, else the N* = 3 atoms
+    assert len(cells) == 2 * (3 + 4) + 4 * (3 + 3)
     assert set(cells.curve) == {
         f"{g} {e} {r}" for g, e, r in [(g, e, "dense") for g in ("softmax", "sigmoid") for e in ("relu", "linear")]
     } | {"sigmoid relu sparse", "sigmoid linear sparse"}
