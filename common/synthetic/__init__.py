@@ -11,7 +11,16 @@ from common.synthetic.truth import (
     sample_ground_truth,
     softmax_reference_gauge,
 )
-from common.synthetic.voronoi import LOSSES, VoronoiLoss, losses_for, rbar, sigmoid_l2, softmax_l2, softmax_mono_l2
+from common.synthetic.voronoi import (
+    LOSSES,
+    HierarchicalVoronoiLoss,
+    VoronoiLoss,
+    losses_for,
+    rbar,
+    sigmoid_l2,
+    softmax_l2,
+    softmax_mono_l2,
+)
 
 __all__ = [
     "EXPERTS",
@@ -20,6 +29,7 @@ __all__ = [
     "SCORES",
     "FitConfig",
     "FitResult",
+    "HierarchicalVoronoiLoss",
     "MixtureOfExperts",
     "RateFit",
     "VoronoiLoss",

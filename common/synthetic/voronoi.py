@@ -287,6 +287,79 @@ LOSSES: dict[str, VoronoiLoss] = {
 }
 
 
+@dataclass(frozen=True)
+class HierarchicalVoronoiLoss:
+    """A two-level Voronoi loss (SM Eq. (25), (29); HyRA Eq. (7)): groups first, then atoms inside groups.
+
+    Every atom carries the index of its group in the ``group`` block, and its group's parameters (the same on
+    all atoms of a group). The fitted and the true measure have the same number of groups. First level: each
+    fitted group joins the true group nearest on ``outer_cell_blocks``; per true group, a mass term
+    | sum of the fitted group masses - true mass | and, per fitted group, mass * ||d outer||^outer_exponent.
+    Second level: per fitted group, its mass times ``inner`` between its atoms and the matched true group's.
+    """
+
+    name: str
+    outer_cell_blocks: tuple[str, ...]  # group location (empty: groups matched by index)
+    outer_mass_block: str  # the group's mass parameter
+    inner: VoronoiLoss
+    outer_exponent: float = 1.0
+    outer_mass: str = "exp"  # "exp": mass exp(block); "identity": the block is the mass (constant head weights)
+    scores: tuple[str, ...] = ()
+    mass: str = "exp"  # the gate of the inner level, for ``losses_for``
+    reference: str = "truth"
+    description: str = field(default="", compare=False)
+
+    def __call__(self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.terms(fitted, true)["total"]
+
+    def _group_mass(self, blocks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        value = blocks[self.outer_mass_block][..., 0]
+        return torch.exp(value) if self.outer_mass == "exp" else value
+
+    def terms(self, fitted: Mapping[str, torch.Tensor], true: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``total`` (R,), ``mass`` (R,) (first level), ``cell_sizes`` and ``per_cell`` (R, N*) by true atom."""
+        R = fitted[self.outer_mass_block].shape[0]
+        true = {k: v.expand(R, *v.shape[-2:]) for k, v in true.items()}
+        total, outer_mass = torch.zeros(R, dtype=torch.float64), torch.zeros(R, dtype=torch.float64)
+        sizes = torch.zeros(R, true["group"].shape[1], dtype=torch.float64)
+        per_cell = torch.zeros_like(sizes)
+        for r in range(R):
+            fit_groups, true_groups = fitted["group"][r, :, 0].long(), true["group"][r, :, 0].long()
+            first_fit = [int((fit_groups == g).nonzero()[0]) for g in fit_groups.unique()]
+            first_true = [int((true_groups == g).nonzero()[0]) for g in true_groups.unique()]
+            if self.outer_cell_blocks:
+                u = torch.cat([fitted[b][r, first_fit] for b in self.outer_cell_blocks], -1)
+                v = torch.cat([true[b][r, first_true] for b in self.outer_cell_blocks], -1)
+                match = torch.cdist(u, v).argmin(-1)  # fitted group -> true group
+            else:
+                match = torch.arange(len(first_fit))
+            masses = self._group_mass({k: v[r, first_fit] for k, v in fitted.items()})
+            true_masses = self._group_mass({k: v[r, first_true] for k, v in true.items()})
+            gaps = (torch.zeros_like(true_masses).index_add(0, match, masses) - true_masses).abs()
+            outer_mass[r] = gaps.sum()
+            group_terms = gaps.clone()  # per true group: its mass gap, its fitted groups' location and inner terms
+            for i, (g, j) in enumerate(zip(fit_groups.unique(), match, strict=True)):
+                atoms, true_atoms = fit_groups == g, true_groups == true_groups.unique()[j]
+                if self.outer_cell_blocks:
+                    distance = sum(
+                        (fitted[b][r, first_fit[i]] - true[b][r, first_true[j]]).pow(2).sum()
+                        for b in self.outer_cell_blocks
+                    )
+                    group_terms[j] += masses[i] * distance.sqrt() ** self.outer_exponent
+                inner = self.inner.terms(
+                    {k: v[r : r + 1, atoms] for k, v in fitted.items()}, {k: v[r, true_atoms] for k, v in true.items()}
+                )
+                group_terms[j] += masses[i] * inner["total"][0]
+                sizes[r, true_atoms] += inner["cell_sizes"][0]
+                per_cell[r, true_atoms] += masses[i] * inner["per_cell"][0]
+            for j, g in enumerate(true_groups.unique()):  # spread each group's own terms over its true atoms
+                true_atoms = true_groups == g
+                own = group_terms[j] - per_cell[r, true_atoms].sum()
+                per_cell[r, true_atoms] += own / true_atoms.sum()
+            total[r] = group_terms.sum()
+        return {"total": total, "mass": outer_mass, "cell_sizes": sizes, "per_cell": per_cell}
+
+
 def losses_for(gate: str, score: str) -> dict[str, VoronoiLoss]:
     """The named losses defined for a gate ("softmax" | "sigmoid") and a gating score."""
     mass = "exp" if gate == "softmax" else "sigmoid"

@@ -161,3 +161,58 @@ def test_temperature_losses_see_the_scale_curve_that_the_model_does_not():
     mass = torch.exp(fitted["c_over_tau"]).squeeze(-1)  # e^{beta / tau}: unchanged by the scaling
     expected = (mass * (omega + 0.25)).sum()  # |d tau| = 0.75 - 0.5 on every atom
     assert raw["mass"].item() == pytest.approx(0, abs=1e-12) and raw["total"].item() == pytest.approx(expected.item())
+
+
+def test_hierarchical_loss_matches_groups_then_atoms():
+    # SM Eq. (25) on 1-d blocks: two true groups of two experts; fitted group 0 has three experts (one extra),
+    # and the fitted groups are listed in the other order, so the first level must match them by omega
+    from common.synthetic.voronoi import HierarchicalVoronoiLoss
+
+    loss = HierarchicalVoronoiLoss(
+        "hier", outer_cell_blocks=("omega_g",), outer_mass_block="beta_g", inner=LOSSES["softmax_linear_l1"]
+    )
+    true = dict(
+        group=[[0.0], [0.0], [1.0], [1.0]],
+        omega_g=[[2.0], [2.0], [0.0], [0.0]],
+        beta_g=[[0.3], [0.3], [0.0], [0.0]],
+        b=[[1.0], [0.0], [-1.0], [0.0]],
+        c=[[0.2], [0.0], [0.4], [0.0]],
+        alpha=[[1.0], [-1.0], [2.0], [-2.0]],
+        beta=[[0.0], [0.0], [0.0], [0.0]],
+    )
+    fit = dict(
+        group=[[0.0], [0.0], [1.0], [1.0], [1.0]],
+        omega_g=[[0.1], [0.1], [2.2], [2.2], [2.2]],  # fitted group 0 sits at true group 1 and vice versa
+        beta_g=[[0.0], [0.0], [0.5], [0.5], [0.5]],
+        b=[[-1.0], [0.0], [1.0], [1.1], [0.0]],
+        c=[[0.4], [0.0], [0.2 - math.log(2)], [0.2 - math.log(2)], [0.0]],
+        alpha=[[2.0], [-2.0], [1.0], [1.0], [-1.0]],
+        beta=[[0.0], [0.0], [0.0], [0.0], [0.0]],
+    )
+    terms = loss.terms(blocks(**fit), blocks(**true))
+    f, t = blocks(**fit), blocks(**true)
+    inner0 = LOSSES["softmax_linear_l1"]({k: v[:, 2:] for k, v in f.items()}, {k: v[:, :2] for k, v in t.items()})
+    inner1 = LOSSES["softmax_linear_l1"]({k: v[:, :2] for k, v in f.items()}, {k: v[:, 2:] for k, v in t.items()})
+    assert inner0.item() == pytest.approx(math.exp(0.2) / 2 * 0.1**2)  # over-specified cell: e^c ||d b||^2, one copy
+    outer = abs(math.exp(0.5) - math.exp(0.3)) + abs(1 - 1) + math.exp(0.5) * 0.2 + 1.0 * 0.1
+    expected = outer + math.exp(0.5) * inner0.item() + 1.0 * inner1.item()
+    assert terms["total"].item() == pytest.approx(expected)
+    assert terms["mass"].item() == pytest.approx(abs(math.exp(0.5) - math.exp(0.3)))
+    assert terms["cell_sizes"].tolist() == [[2, 1, 1, 1]]
+    assert terms["per_cell"].sum().item() == pytest.approx(expected)
+
+
+def test_hierarchical_loss_with_constant_head_weights_matched_by_index():
+    # HyRA Eq. (7): heads matched by index, head weights pi as masses, |pi - pi*| as the first-level mass term
+    from common.synthetic.voronoi import HierarchicalVoronoiLoss
+
+    loss = HierarchicalVoronoiLoss(
+        "heads", outer_cell_blocks=(), outer_mass_block="pi", inner=LOSSES["softmax_linear_l1"], outer_mass="identity"
+    )
+    atoms = dict(b=[[0.0], [3.0]] * 2, c=[[0.0], [0.0]] * 2, alpha=[[1.0], [1.0]] * 2, beta=[[0.0], [0.0]] * 2)
+    true = blocks(group=[[0.0], [0.0], [1.0], [1.0]], pi=[[0.35], [0.35], [0.65], [0.65]], **atoms)
+    fitted = blocks(group=[[0.0], [0.0], [1.0], [1.0]], pi=[[0.3], [0.3], [0.7], [0.7]], **atoms)
+    fitted["b"] = fitted["b"] + torch.tensor([0.0, 0.0, 0.0, 0.2], dtype=torch.float64)[None, :, None]
+    terms = loss.terms(fitted, true)
+    assert terms["mass"].item() == pytest.approx(0.05 + 0.05)
+    assert terms["total"].item() == pytest.approx(0.1 + 0.7 * 0.2)  # exact cell: e^0 * |d b| = 0.2 in head 2
