@@ -26,6 +26,7 @@ from functools import cached_property
 
 import torch
 
+from common.synthetic.models import block_layout
 from common.synthetic.truth import make_generator
 
 VARIANTS = ("vanilla", "shared", "shared_sigmoid", "shared_tanh")
@@ -62,11 +63,7 @@ class LoRAMoE:
 
     @cached_property
     def block_slices(self) -> dict[str, slice]:
-        out, start = {}, 0
-        for name, size in self.block_sizes.items():
-            out[name] = slice(start, start + size)
-            start += size
-        return out
+        return block_layout(self.block_sizes)
 
     @property
     def params_per_atom(self) -> int:

@@ -62,6 +62,15 @@ class Sensitivities(NamedTuple):
     d_rho: torch.Tensor | None = None  # (R, n) derivative in the shared log-temperature (tempered scores)
 
 
+def block_layout(sizes: dict[str, int]) -> dict[str, slice]:
+    """Where each named block of an atom's parameter vector lies, the blocks stored in the order given."""
+    out, start = {}, 0
+    for name, size in sizes.items():
+        out[name] = slice(start, start + size)
+        start += size
+    return out
+
+
 def gate_mass(gate: str, c: torch.Tensor) -> torch.Tensor:
     """Mass of an atom in the mixing measure: exp(c) for softmax gating, sigmoid(c) for sigmoid gating."""
     return torch.exp(c) if gate == "softmax" else torch.sigmoid(c)
@@ -136,11 +145,7 @@ class MixtureOfExperts:
 
     @cached_property
     def block_slices(self) -> dict[str, slice]:
-        out, start = {}, 0
-        for name, size in self.block_sizes.items():
-            out[name] = slice(start, start + size)
-            start += size
-        return out
+        return block_layout(self.block_sizes)
 
     @property
     def params_per_atom(self) -> int:
