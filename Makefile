@@ -26,7 +26,7 @@ test: $(VENV_STAMP)
 	$(PY) -m pytest -q --durations=10
 
 # Every paper's synthetic figures and slopes tables, redrawn from saved results (nothing is fitted).
-SYNTHETIC_PAPERS = sigmoid_attention quadratic_gating softmax_moe_rates replora
+SYNTHETIC_PAPERS = sigmoid_attention quadratic_gating softmax_moe_rates replora hyra
 figures: $(VENV_STAMP)
 	status=0; for p in $(SYNTHETIC_PAPERS); do $(PY) -m $$p.figures variant=paper || status=1; done; exit $$status
 

@@ -20,7 +20,7 @@ from common.synthetic import report
 from quadratic_gating.synthetic import Config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-PANELS = ("fig1_polynomial", "fig1_monomial")
+PANELS = ("fig1_polynomial", "fig1_monomial", "fig1_polynomial_local", "fig1_monomial_local")
 ERROR_SD = 2.0  # QG App. F.1: error bars of two standard deviations
 
 

@@ -20,7 +20,7 @@ from common.synthetic import report
 from softmax_moe_rates.synthetic import Config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-PANELS = ("softmax", "temperature_linear", "temperature_router")
+PANELS = ("softmax", "temperature_linear", "temperature_router", "hierarchical")
 ERROR_SD = 2.0  # the paper has no figures: +-2 SD as the quadratic-gating paper
 
 

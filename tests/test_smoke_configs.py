@@ -8,7 +8,7 @@ import pytest
 
 from common.config import load_config
 
-PAPERS = ("sigmoid_attention", "quadratic_gating", "softmax_moe_rates", "replora")
+PAPERS = ("sigmoid_attention", "quadratic_gating", "softmax_moe_rates", "replora", "hyra")
 
 
 @pytest.mark.parametrize("paper", PAPERS)

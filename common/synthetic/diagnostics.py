@@ -22,6 +22,7 @@ A paper's ``diagnostics`` module selects its panel configs and calls ``write_dia
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from common.synthetic.sweep import (
     Point,
     SweepConfig,
     best_approximation,
+    family_record,
     fit_problem,
     needs_best_approximation,
     point_dir,
@@ -79,12 +81,18 @@ class DiagnosticsConfig:
             raise ConfigError.invalid("local_error", self.local_error, "a positive number")
 
 
+def model_key(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> str:
+    """Equal for two curves exactly when their truths and fitted families are the same."""
+    return json.dumps(family_record(cfg, curve, num_atoms), sort_keys=True, default=str)
+
+
 def distinct_curves(panels: Sequence[SweepConfig]) -> list[tuple[SweepConfig, int, int]]:
-    """(panel config, curve index, drawn N) of every distinct (gate, expert, regime, N) over the panels."""
+    """(panel config, curve index, drawn N) of every distinct drawn model over the panels (the first panel
+    that draws it)."""
     seen, out = set(), []
     for cfg in panels:
         for c, curve in enumerate(cfg.curves):
-            key = (cfg.score, curve.gate, curve.expert, curve.regime, cfg.num_atoms[0])
+            key = model_key(cfg, curve, cfg.num_atoms[0])
             if key not in seen:
                 seen.add(key)
                 out.append((cfg, c, cfg.num_atoms[0]))
@@ -116,6 +124,7 @@ def fisher_row(cfg: SweepConfig, curve: CurveConfig, diag_cfg: DiagnosticsConfig
     per_atom = per_atom.sum(-1)  # (N*,) sum of the asymptotic variances nu^-1 n Var over an atom's parameters
     worst = float(per_atom.max())
     return {
+        "figure": cfg.figure,
         "curve": curve_name(cfg, curve),
         "parameters": int(free.sum()),
         "condition": float(eigenvalues[-1] / eigenvalues[~flat][0]),
@@ -138,6 +147,7 @@ def init_scale_rows(cfg: SweepConfig, c: int, num_atoms: int, diag_cfg: Diagnost
         arrays = read_run(point_dir(scaled, point))["arrays"]
         rows.append(
             {
+                "figure": cfg.figure,
                 "curve": curve_name(cfg, curve),
                 "N": num_atoms,
                 "loss": curve.loss,
@@ -187,6 +197,7 @@ def cell_rows(cfg: SweepConfig, c: int, num_atoms: int) -> list[dict]:
     for j in range(per_cell.shape[-1]):
         rows.append(
             {
+                "figure": cfg.figure,
                 "curve": curve_name(cfg, curve),
                 "N": num_atoms,
                 "loss": curve.loss,
@@ -215,13 +226,13 @@ def write_diagnostics(panels: Sequence[SweepConfig], diag_cfg: DiagnosticsConfig
     tables = {}
     if "fisher" in diag_cfg.tables:
         # The Fisher information is that of the N = N* model, so curves drawn at both N share one row.
-        models = {curve_name(cfg, cfg.curves[c]): (cfg, c) for cfg, c, _ in curves}
+        models = {model_key(cfg, cfg.curves[c], cfg.num_true): (cfg, c) for cfg, c, _ in curves}
         tables["fisher"] = [fisher_row(cfg, cfg.curves[c], diag_cfg) for cfg, c in models.values()]
     if "init_scale" in diag_cfg.tables:
         tables["init_scale"] = [row for cfg, c, N in curves for row in init_scale_rows(cfg, c, N, diag_cfg)]
     if "cells" in diag_cfg.tables:
         # every fitted-atom setting of each curve (not only the drawn one): cells show where N > N* puts its atoms
-        settings = {(curve_name(cfg, cfg.curves[c]), N): (cfg, c, N) for cfg, c, _ in curves for N in cfg.num_atoms}
+        settings = {model_key(cfg, cfg.curves[c], N): (cfg, c, N) for cfg, c, _ in curves for N in cfg.num_atoms}
         tables["cells"] = [row for cfg, c, N in settings.values() for row in cell_rows(cfg, c, N)]
     frames = {name: pd.DataFrame(rows) for name, rows in tables.items()}
     for name, frame in frames.items():

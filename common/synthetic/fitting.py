@@ -38,6 +38,9 @@ class FitConfig:
     exact_switch: float = 1.0  # ... until the damped decrement is below exact_switch * P * loss / n
     decrement_damping: float = 1e-9  # the Newton decrement uses H + this * diag(H): exact flat directions
     # (sigmoid gates with a constant score, spec Sec. 4.3) make H singular, and g has no component along them
+    bound: float | None = None  # fitted parameters stay in [-bound, bound]: the compact parameter space of the
+    # theorems. Without it an over-specified atom can run off to infinity (a saturated expert, a huge mass) and
+    # fit the noise; None: unbounded
 
 
 @dataclass
@@ -100,6 +103,14 @@ def fit_least_squares(
             o[mask], o[~mask] = a, b
         return out
 
+    def unconstrained(idx: torch.Tensor) -> torch.Tensor:
+        """The free entries that may move: at the bound, those whose descent direction points outside are held
+        (the active set of the box; the decrement is then the projected one, zero at a constrained optimum)."""
+        if cfg.bound is None:
+            return free[idx]
+        held = (x[idx].abs() >= cfg.bound) & (grad[idx] * x[idx].sign() < 0)
+        return free[idx] & ~held
+
     loss, grad, H = system(everyone)
     damping = torch.full((R,), cfg.initial_damping, dtype=x.dtype)
     flat = torch.full((R,), cfg.decrement_damping, dtype=x.dtype)
@@ -117,7 +128,7 @@ def fit_least_squares(
         if len(idx) == 0:
             break
         tol = cfg.decrement_tol * scale[idx] * loss[idx]
-        step, ok = _solve(H[idx], grad[idx], damping[idx], free[idx])
+        step, ok = _solve(H[idx], grad[idx], damping[idx], unconstrained(idx))
         # The damped decrement is at most the Newton decrement g^T H^-1 g: where it is small, check the latter.
         damped = -(step * grad[idx]).sum(-1)
         # Within exact_switch x the statistical error, an approximate matrix converges slowly: go exact.
@@ -128,7 +139,9 @@ def fit_least_squares(
             idx, step, ok, damped, tol = idx[~switch], step[~switch], ok[~switch], damped[~switch], tol[~switch]
         check = ok & exact[idx] & (damped < tol)  # converged is only ever judged with the exact matrix
         if check.any():
-            newton, solved = _solve(H[idx[check]], grad[idx[check]], flat[: int(check.sum())], free[idx[check]])
+            newton, solved = _solve(
+                H[idx[check]], grad[idx[check]], flat[: int(check.sum())], unconstrained(idx[check])
+            )
             decrement[idx[check]] = torch.where(solved, -(newton * grad[idx[check]]).sum(-1), decrement[idx[check]])
             done = torch.zeros_like(check)
             done[check] = solved & (decrement[idx[check]] < tol[check])
@@ -138,6 +151,8 @@ def fit_least_squares(
         if len(idx) == 0:
             continue
         trial = x[idx] + step
+        if cfg.bound is not None:
+            trial = torch.where(free[idx], trial.clamp(-cfg.bound, cfg.bound), trial)
         trial_loss = torch.where(ok, loss_fn(trial, idx), torch.full_like(damping[idx], float("inf")))
         better = trial_loss < loss[idx]
         accepted = idx[better]
@@ -154,13 +169,13 @@ def fit_least_squares(
         loss[idx], grad[idx], H[idx] = system(idx)
     if not converged.all():
         idx = (~converged).nonzero().squeeze(-1)
-        newton, solved = _solve(H[idx], grad[idx], flat[: len(idx)], free[idx])
+        newton, solved = _solve(H[idx], grad[idx], flat[: len(idx)], unconstrained(idx))
         decrement[idx] = torch.where(solved, -(newton * grad[idx]).sum(-1), decrement[idx])
         converged[idx] = solved & (decrement[idx] < cfg.decrement_tol * scale[idx] * loss[idx])
     return FitResult(
         theta=x.reshape(shape),
         loss=loss,
-        grad_norm=(grad * free).abs().amax(-1),
+        grad_norm=(grad * unconstrained(everyone)).abs().amax(-1),
         decrement=decrement,
         iterations=iterations,
         converged=converged,

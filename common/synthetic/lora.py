@@ -184,9 +184,11 @@ class LoRAMoE:
         return f, torch.cat(parts, dim=-1)
 
 
-def frozen_matrices(dim: int, seed: int, identity_key: bool = True) -> torch.Tensor:
-    """(3, d, d): M_Q, M_K, M_V with entries N(0, 1/4), drawn once; M_K = I as in RepLoRA's proofs if asked."""
-    generator = make_generator(seed, "frozen")
+def frozen_matrices(dim: int, seed: int, identity_key: bool = True, *keys: int) -> torch.Tensor:
+    """(3, d, d): M_Q, M_K, M_V with entries N(0, 1/4), drawn once; M_K = I as in RepLoRA's proofs if asked.
+
+    ``keys`` pick another stream (the heads of a multi-head model, HyRA's P_h^0, each have their own)."""
+    generator = make_generator(seed, "frozen", *keys)
     m = torch.randn(3, dim, dim, generator=generator, dtype=torch.float64) * 0.5
     if identity_key:
         m[1] = torch.eye(dim, dtype=torch.float64)
@@ -194,12 +196,18 @@ def frozen_matrices(dim: int, seed: int, identity_key: bool = True) -> torch.Ten
 
 
 def sample_lora_truth(
-    model: LoRAMoE, *, seed: int, factor_std: float, constant: float = 0.5, min_separation: float = 0.5
+    model: LoRAMoE,
+    *,
+    seed: int,
+    factor_std: float,
+    constant: float = 0.5,
+    min_separation: float = 0.5,
+    stream: tuple[int | str, ...] = ("lora-truth",),
 ) -> torch.Tensor:
     """True atoms (N*, P) (spec Sec. 6.4): factors i.i.d. N(0, factor_std^2), c* = constant for every atom but
     the last, the softmax reference (c* = 0); redrawn until the products, (Z_Q, Z_V) or the shared Z, are
-    min_separation apart."""
-    generator = make_generator(seed, "lora-truth")
+    min_separation apart. ``stream``: the keys of the random stream (each head of a multi-head model has its own)."""
+    generator = make_generator(seed, *stream)
     for _ in range(1000):
         theta = torch.randn(model.num_atoms, model.params_per_atom, generator=generator, dtype=torch.float64)
         theta *= factor_std

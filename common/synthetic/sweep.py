@@ -132,8 +132,13 @@ class SweepConfig:
             raise ConfigError.invalid("min_separation", self.min_separation, "a non-negative distance")
         if self.fit.max_iter <= 0 or self.fit.decrement_tol <= 0:
             raise ConfigError.invalid("fit", asdict(self.fit), "positive max_iter and decrement_tol")
+        if self.fit.bound is not None and self.fit.bound <= 0:
+            raise ConfigError.invalid("fit.bound", self.fit.bound, "a positive bound on |parameter|, or null (none)")
         if self.fit.gram_rows is not None and self.fit.gram_rows <= 0:
             raise ConfigError.invalid("fit.gram_rows", self.fit.gram_rows, "a positive number of rows, or null (all)")
+        if self.fit.bound is not None:  # the truth must lie inside the box (checked on the drawn truths)
+            for curve in self.curves:
+                fit_problem(self, curve, self.num_atoms[0])
 
     # --- the model family; a paper whose models are not MixtureOfExperts overrides these ----------------
     def check_family(self) -> None:
@@ -209,6 +214,10 @@ def fit_problem(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> FitProb
     """
     model = cfg.true_model(curve)
     theta = cfg.draw_truth(curve, model)
+    largest = float(theta[~model.unused_mask].abs().max())
+    if cfg.fit.bound is not None and largest >= cfg.fit.bound:
+        allowed = f"a bound above the largest true parameter, {largest:.3g} (curve {curve.label!r})"
+        raise ConfigError.invalid("fit.bound", cfg.fit.bound, allowed)
     over = zero_gate_atoms(cfg, curve)[0] if curve.regime == "sparse" else 0
     return FitProblem(model, theta, num_atoms, over, cfg.noise_variance, cfg.init_scale)
 
@@ -218,7 +227,7 @@ def needs_best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: in
     return curve.gate == "sigmoid" and curve.regime == "dense" and num_atoms > cfg.num_true
 
 
-def _model_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
+def family_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
     """Everything that determines the truth and the fitted family (part of every hashed record)."""
     keys = (
         "num_true",
@@ -244,7 +253,7 @@ def _model_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
         **{k: getattr(cfg, k) for k in keys},
         **{k: getattr(cfg, k) for k in optional if getattr(cfg, k) is not None},
         **cfg.model_record(curve),
-        "fit": asdict(cfg.fit),
+        "fit": {k: v for k, v in asdict(cfg.fit).items() if k != "bound" or v is not None},  # old hashes kept
     }
 
 
@@ -252,7 +261,7 @@ def point_record(cfg: SweepConfig, point: Point) -> dict:
     """The resolved configuration of a sweep point; its hash names the point's run directory."""
     curve = cfg.curves[point.curve]
     record = {
-        **_model_record(cfg, curve, point.num_atoms),
+        **family_record(cfg, curve, point.num_atoms),
         "n": point.n,
         "replicates": cfg.replicates,
         "seed": cfg.seed,
@@ -273,7 +282,7 @@ def is_done(cfg: SweepConfig, point: Point) -> bool:
 
 def best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> torch.Tensor:
     """G-bar (N, P): least squares on ``best_approximation_size`` noiseless inputs (spec Sec. 4.4), cached."""
-    record = {**_model_record(cfg, curve, num_atoms), "size": cfg.best_approximation_size}
+    record = {**family_record(cfg, curve, num_atoms), "size": cfg.best_approximation_size}
     path = run_dir(cfg.results_dir, "best_approximation", record)
     if run_is_done(path):
         return torch.from_numpy(read_run(path)["arrays"]["theta"])

@@ -16,7 +16,11 @@ from common.synthetic.models import MixtureOfExperts, gate_mass, gate_mass_inver
 
 
 def make_generator(seed: int, *keys: int | str) -> torch.Generator:
-    """A torch generator whose stream is fixed by (seed, *keys), independent across different keys."""
+    """A torch generator whose stream is fixed by (seed, *keys), independent across different keys.
+
+    A string key enters by its first four bytes only ("gbar" and "gbar-init" are the same key): kept so that
+    stored results reproduce; number streams of one kind with integer keys, e.g. ("truth", g).
+    """
     words = [seed] + [k if isinstance(k, int) else int.from_bytes(k.encode(), "little") % 2**32 for k in keys]
     state = np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & (2**63 - 1))
@@ -56,6 +60,7 @@ def sample_ground_truth(
     min_separation: float = 0.5,
     min_active_fraction: float = 0.0,
     max_tries: int = 1000,
+    stream: tuple[int | str, ...] = ("truth",),
 ) -> torch.Tensor:
     """Draw true parameters (N*, P) as SG App. E: every entry i.i.d. N(0, variance), drawn once.
 
@@ -67,9 +72,10 @@ def sample_ground_truth(
     ``min_separation`` apart in the cell metric (spec Sec. 2.2) and every expert's pre-activation
     alpha^T x + beta is positive on at least ``min_active_fraction`` of the inputs (a ReLU expert that is
     almost never active is barely identifiable: its Fisher information is tiny). The rule looks at the draw
-    only, not at the expert type, so ReLU and linear curves share their truth.
+    only, not at the expert type, so ReLU and linear curves share their truth. ``stream`` are the keys of
+    the random stream (the groups of a two-level model draw from their own: ("truth", g)).
     """
-    generator = make_generator(seed, "truth")
+    generator = make_generator(seed, *stream)
     probe = sample_inputs(4096, model.dim, make_generator(seed, "active"))
     d, num = model.dim, model.num_atoms
     for _ in range(max_tries):
@@ -141,7 +147,9 @@ def initial_atom_sources(num_true: int, num_atoms: int, over_specified_atom: int
 
 def fitted_mask(model: MixtureOfExperts, num_atoms: int, fixed_gate_atom: int | None = None) -> torch.Tensor:
     """The mask (N, P) of fitted parameters: all but ``fixed_gate_atom``'s gating parameters (spec Sec. 2.3-1)
-    and entries the model never uses."""
+    and entries the model never uses. Models with their own gauges (``GroupedMixture``) say which are fixed."""
+    if hasattr(model, "fixed_mask"):
+        return ~model.with_atoms(num_atoms).fixed_mask
     free = ~model.with_atoms(num_atoms).unused_mask
     if fixed_gate_atom is not None:
         free[fixed_gate_atom, : model.gate_size] = False
@@ -166,7 +174,10 @@ def initialise_near_truth(
     their true value (softmax reference gauge, option (a) of spec Sec. 2.3-1) and are never noised.
     """
     num_true = theta_true.shape[0]
-    sources = initial_atom_sources(num_true, num_atoms, over_specified_atom)
+    if hasattr(model, "initial_sources"):  # two-level models: extras copy an atom of their own group
+        sources = model.with_atoms(num_atoms).initial_sources(num_true, over_specified_atom)
+    else:
+        sources = initial_atom_sources(num_true, num_atoms, over_specified_atom)
     counts = torch.bincount(torch.tensor(sources), minlength=num_true).to(theta_true)
     start = theta_true[sources].clone()  # (N, P)
     c = model.block_slices["c"]

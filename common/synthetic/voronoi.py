@@ -11,7 +11,8 @@ Every paper of this repository measures parameter estimation with the same const
    fitted mass (softmax losses) or 1 (sigmoid losses).
 
 A paper's named loss (QG Eq. (17), (25), (27); SG L1, L2,r, L3; SM Eq. (6), (10), (16), (18); RepLoRA D1,r,
-D2, D3) is a ``VoronoiLoss`` value in ``LOSSES``; ``losses_for`` lists those of a gate and model family.
+D2, D3) is a ``VoronoiLoss`` value in ``LOSSES``, and a two-level one (SM Eq. (25), (29); HyRA Eq. (7), D2)
+a ``HierarchicalVoronoiLoss`` around one; ``losses_for`` lists those of a gate and model family.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def sigmoid_l2(r: float) -> VoronoiLoss:
     )
 
 
-LOSSES: dict[str, VoronoiLoss] = {
+LOSSES: dict[str, VoronoiLoss | HierarchicalVoronoiLoss] = {
     loss.name: loss
     for loss in [
         VoronoiLoss(
@@ -295,13 +296,14 @@ class HierarchicalVoronoiLoss:
     all atoms of a group). The fitted and the true measure have the same number of groups. First level: each
     fitted group joins the true group nearest on ``outer_cell_blocks``; per true group, a mass term
     | sum of the fitted group masses - true mass | and, per fitted group, mass * ||d outer||^outer_exponent.
-    Second level: per fitted group, its mass times ``inner`` between its atoms and the matched true group's.
+    Second level: per fitted group, its mass times ``inner`` between its atoms and the matched true group's
+    (no second level when ``inner`` is None: the group-level error alone, e.g. |pi-hat_h - pi*_h|).
     """
 
     name: str
     outer_cell_blocks: tuple[str, ...]  # group location (empty: groups matched by index)
     outer_mass_block: str  # the group's mass parameter
-    inner: VoronoiLoss
+    inner: VoronoiLoss | None
     outer_exponent: float = 1.0
     outer_mass: str = "exp"  # "exp": mass exp(block); "identity": the block is the mass (constant head weights)
     scores: tuple[str, ...] = ()
@@ -346,6 +348,8 @@ class HierarchicalVoronoiLoss:
                         for b in self.outer_cell_blocks
                     )
                     group_terms[j] += masses[i] * distance.sqrt() ** self.outer_exponent
+                if self.inner is None:
+                    continue
                 inner = self.inner.terms(
                     {k: v[r : r + 1, atoms] for k, v in fitted.items()}, {k: v[r, true_atoms] for k, v in true.items()}
                 )
@@ -358,6 +362,65 @@ class HierarchicalVoronoiLoss:
                 per_cell[r, true_atoms] += own / true_atoms.sum()
             total[r] = group_terms.sum()
         return {"total": total, "mass": outer_mass, "cell_sizes": sizes, "per_cell": per_cell}
+
+
+def hierarchical_softmax(r: float | None) -> HierarchicalVoronoiLoss:
+    """SM Eq. (25), L5 (r None: strongly identifiable experts) or Eq. (29), L6,r (linear experts).
+
+    Groups are matched on their gate omega (block outer_b), masses exp(beta) (block outer_c); inside a matched
+    group the flat loss of the linear-score family: SM Eq. (6) for L5, Eq. (10) with exponent r for L6,r (whose
+    first-level omega term also carries r, spec Sec. 5.4).
+    """
+    inner = LOSSES["softmax_linear_l1"] if r is None else softmax_linear_l2(r)
+    return HierarchicalVoronoiLoss(
+        "hierarchical_l5" if r is None else f"hierarchical_l6_r{r:g}",
+        outer_cell_blocks=("outer_b",),
+        outer_mass_block="outer_c",
+        inner=inner,
+        outer_exponent=1.0 if r is None else r,
+        scores=("hierarchical_linear",),
+        description="SM Eq. (25), L5" if r is None else f"SM Eq. (29), L6,r with r = {r:g}",
+    )
+
+
+def multihead(name: str, inner: VoronoiLoss | None, scores: tuple[str, ...], description: str):
+    """HyRA Eq. (7) and Thm 2's D2: heads matched by index (tau(h) = h, spec Sec. 7.1 (c)), |pi - pi*| per head,
+    and inside each head pi times the flat LoRA loss ``inner`` (none: the head-weight error alone)."""
+    return HierarchicalVoronoiLoss(
+        name,
+        outer_cell_blocks=(),
+        outer_mass_block="pi",
+        inner=inner,
+        outer_mass="identity",
+        scores=scores,
+        description=description,
+    )
+
+
+_VANILLA, _SHARED = ("multihead_lora_vanilla",), ("multihead_lora_shared_sigmoid", "multihead_lora_shared_tanh")
+LOSSES |= {
+    loss.name: loss
+    for loss in [
+        hierarchical_softmax(None),
+        hierarchical_softmax(1),
+        hierarchical_softmax(2),
+        HierarchicalVoronoiLoss(
+            "hierarchical_outer",
+            outer_cell_blocks=("outer_b",),
+            outer_mass_block="outer_c",
+            inner=None,
+            scores=("hierarchical_linear",),
+            description="The first-level terms of SM Eq. (25): group masses exp(beta) and gates omega",
+        ),
+        *(
+            multihead(f"multihead_{loss.name}", loss, _VANILLA, f"HyRA Eq. (7) with {loss.description}")
+            for loss in (lora_d1(r, product) for product in (False, True) for r in (1, 2))
+        ),
+        multihead("multihead_d2", LOSSES["lora_d2"], _SHARED, "HyRA Thm 2's D2 on the products Z_h,j"),
+        multihead("multihead_d3", LOSSES["lora_d3"], _SHARED, "HyRA Thm 2's D2 on the factors (W_2 B, W_1 A)"),
+        multihead("multihead_pi", None, _VANILLA + _SHARED, "The head-weight error sum_h |pi-hat_h - pi*_h|"),
+    ]
+}
 
 
 def losses_for(gate: str, score: str) -> dict[str, VoronoiLoss]:

@@ -65,7 +65,7 @@ def test_smoke_panels_run_and_draw(tmp_path):
     columns = ["figure", "curve", "slope", "ci_low", "ci_high", "expected_low", "expected_high", "paper_slope"]
     assert set(columns) <= set(slopes.columns)
     drawn = slopes[slopes.drawn]
-    assert list(drawn.loss) == ["softmax_l1", "softmax_l1", "softmax_l3", "softmax_l3"]
+    assert list(drawn.loss) == ["softmax_l1", "softmax_l1", "softmax_l3", "softmax_l3"] * 2  # App. F.1, local
     assert drawn.expected_low.notna().all() and drawn.paper_slope.isna().all()  # QG prints no slopes
     assert set(slopes.loss) >= {"softmax_l2_r1", "softmax_mono_l2_r2", "regression_error"}  # tabulated losses
     assert torch.isfinite(torch.tensor(slopes.slope.to_numpy())).all()
@@ -77,13 +77,18 @@ def test_diagnostics_cover_both_gates(tmp_path):
     )
     diagnostics.main(cfg)
     out = tmp_path / "diagnostics" / "smoke"
-    fisher = pd.read_csv(out / "fisher.csv").set_index("curve")
-    assert set(fisher.index) == {
+    fisher = pd.read_csv(out / "fisher.csv")
+    local = fisher[fisher.figure.str.endswith("_local")].set_index("curve")
+    fisher = fisher[~fisher.figure.str.endswith("_local")].set_index("curve")
+    names = {
         "softmax relu zero_reference",
         "softmax linear zero_reference",
         "softmax monomial relu zero_reference",
         "softmax monomial linear zero_reference",
     }
+    assert set(fisher.index) == names and set(local.index) == names
+    # the local setting (gate variance 1 instead of 0.01/d) is what makes n <= 1e5 asymptotic
+    assert (local.n_local < fisher.loc[local.index].n_local / 100).all()
     # the zero reference atom removes the softmax translation (with linear experts and the paper's nearly
     # uniform gates the Fisher matrix is so ill-conditioned, 1e9-1e10, that near-zero eigenvalues appear)
     relu = ["softmax relu zero_reference", "softmax monomial relu zero_reference"]
@@ -92,4 +97,4 @@ def test_diagnostics_cover_both_gates(tmp_path):
     # parameters: N* atoms of (A, [b], c, alpha, beta) with d = 3, less the reference atom's gate
     assert fisher.loc["softmax relu zero_reference", "parameters"] == 4 * (6 + 3 + 1 + 4) - (6 + 3 + 1)
     assert fisher.loc["softmax monomial relu zero_reference", "parameters"] == 4 * (6 + 1 + 4) - (6 + 1)
-    assert len(pd.read_csv(out / "init_scale.csv")) == 2 * 4
+    assert len(pd.read_csv(out / "init_scale.csv")) == 2 * 8

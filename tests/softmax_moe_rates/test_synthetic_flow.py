@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from common.config import ConfigError, load_config
 from softmax_moe_rates import diagnostics, figures, synthetic
@@ -30,6 +31,8 @@ def tiny_config(panel, results_dir):
         ("block_variances.c=-1", "'block_variances.c' = -1.0 is not allowed: a positive variance"),
         ("num_atoms=[2]", "N >= num_true (N* = 3)"),
         ("temperature=0", "'temperature' = 0.0 is not allowed: a positive temperature"),
+        ("fit.bound=-1", "'fit.bound' = -1.0 is not allowed: a positive bound"),
+        ("fit.bound=1", "'fit.bound' = 1.0 is not allowed: a bound above the largest true parameter, 1.9"),
         (
             "score=quadratic_monomial",
             "'score' = 'quadratic_monomial' is not allowed: one of linear, linear_temperature",
@@ -63,7 +66,7 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
     for panel in figures.PANELS:
         assert (tmp_path / "figs" / f"{panel}.png").stat().st_size > 0
     slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
-    assert list(slopes[slopes.drawn].curve) == ["tanh", "linear", "raw L3,r", "scale-free L1", "GELU"]
+    assert list(slopes[slopes.drawn].curve) == ["tanh", "linear", "raw L3,r", "scale-free L1", "GELU", "tanh", "linear"]
     assert set(slopes[slopes.figure == "softmax"].loss) == {
         "softmax_linear_l1",
         "softmax_linear_l2_r1",
@@ -71,7 +74,7 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
         "regression_error",
     }
     # the two curves of the linear-router panel are the same fits: one point each, two losses
-    assert len(list((tmp_path / "points").iterdir())) == 2 * 3 + 3 + 3
+    assert len(list((tmp_path / "points").iterdir())) == 2 * 3 + 3 + 3 + 2 * 3
     diagnostics.main(
         diagnostics.DiagnosticsConfig(
             variant="smoke", tables=["fisher"], fisher_size=4000, results_dir=str(tmp_path / "diag")
@@ -88,8 +91,43 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
     assert fisher.filter(like="softmax linear-score", axis=0).flat_directions.tolist() == [0, 0]
     assert fisher.loc[[i for i in fisher.index if "linear_temperature" in i], "flat_directions"].tolist() == [1]
     assert fisher.loc[[i for i in fisher.index if "tanh_temperature" in i], "flat_directions"].tolist() == [0]
+    # hierarchical: 2 groups of k2* = 2 experts, each group less its reference's (kappa, nu), and the first
+    # group's (omega, beta) (the last group's is the first-level reference); with tanh experts no flat direction
+    hierarchical = fisher.filter(like="hierarchical", axis=0)
+    assert hierarchical.parameters.tolist() == [2 * (2 * 7 - 3) + 3, 2 * (2 * 6 - 3) + 3]
+    assert hierarchical.flat_directions.tolist()[0] == 0
 
 
 def test_curves_that_differ_only_in_the_loss_share_their_points():
     cfg = load_config(synthetic.Config, CONFIGS / "temperature_linear.yaml")
     assert len(cfg.curves) == 2 and len(synthetic.sweep(cfg)) == len(cfg.sample_sizes)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("num_groups=1", "'num_groups' = 1 is not allowed: an integer >= 2 for the hierarchical model"),
+        ("score=linear", "'num_groups' = 2 is not allowed: 1 for the flat score 'linear'"),
+        (
+            "curves=[{gate: softmax, expert: linear, regime: zero_reference, loss: softmax_linear_l1}]",
+            "'curves[0].loss' = 'softmax_linear_l1' is not allowed: a Voronoi loss of softmax gating with the "
+            "hierarchical_linear score: hierarchical_l5",
+        ),
+    ],
+)
+def test_bad_hierarchical_config_fails_before_any_work(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(synthetic.Config, CONFIGS / "hierarchical.yaml", [override])
+
+
+def test_hierarchical_truth_follows_the_proposal():
+    # spec Sec. 5.4 (e): two groups of two experts, both gauges of SM (A.3), groups drawn independently
+    cfg = load_config(synthetic.Config, CONFIGS / "hierarchical.yaml")
+    problem = synthetic.fit_problem(cfg, cfg.curves[0], 3)
+    blocks = problem.truth.blocks(problem.theta_true)
+    assert blocks["group"][:, 0].tolist() == [0, 0, 1, 1]
+    assert (blocks["outer_b"][2:] == 0).all() and (blocks["outer_c"][2:] == 0).all()  # last group
+    assert (blocks["outer_b"][0] != 0).all()
+    assert (blocks["b"][[1, 3]] == 0).all() and (blocks["c"][[1, 3]] == 0).all()  # each group's last expert
+    assert not torch.allclose(blocks["eta"][0], blocks["eta"][2])  # the groups' experts differ
+    assert problem.fitted.initial_sources(4, problem.over_specified_atom) == [0, 1, 0, 2, 3, 2]

@@ -166,3 +166,27 @@ def test_vector_outputs_average_the_loss_over_outputs():
     torch.testing.assert_close(loss, loss1 * (1 + 4) / 2)
     torch.testing.assert_close(grad, grad1 * (1 + 4) / 2)
     torch.testing.assert_close(gram, gram1 * (1 + 4) / 2)
+
+
+def test_bounded_fit_stays_in_the_box_and_converges_on_its_face():
+    # a quadratic whose minimiser (3, -3, 0.5) lies partly outside [-1, 1]^3: the bounded fit stops on the face,
+    # at the projection (1, -1, 0.5), and counts as converged there (projected Newton decrement)
+    target = torch.tensor([[3.0, -3.0, 0.5]], dtype=torch.float64)
+
+    def normal_equations(theta, idx):
+        residual = theta - target
+        return residual.pow(2).sum(-1), 2 * residual, 2 * torch.eye(3, dtype=torch.float64).expand(len(idx), 3, 3)
+
+    def loss_fn(theta, idx):
+        return (theta - target).pow(2).sum(-1)
+
+    from common.synthetic.fitting import fit_least_squares
+
+    fit = fit_least_squares(
+        normal_equations, loss_fn, torch.zeros(1, 3, dtype=torch.float64), n=10**6, cfg=FitConfig(bound=1.0)
+    )
+    torch.testing.assert_close(fit.theta, torch.tensor([[1.0, -1.0, 0.5]], dtype=torch.float64), atol=1e-4, rtol=0)
+    assert fit.converged.all() and fit.grad_norm.item() < 1e-3  # the gradient into the face does not count
+    assert fit.theta.abs().max() <= 1.0
+    free = fit_least_squares(normal_equations, loss_fn, torch.zeros(1, 3, dtype=torch.float64), n=10**6)
+    torch.testing.assert_close(free.theta, target, atol=1e-4, rtol=0)
