@@ -1,0 +1,25 @@
+"""The synthetic-grid benchmark counts each paper's distinct paper-grid points and reads their recorded times."""
+
+import json
+
+import pytest
+
+from benchmarks import synthetic_grids
+from common.config import ConfigError
+
+
+def test_counts_distinct_points_and_reports_the_goal_unmet_while_points_are_missing(tmp_path):
+    bench = synthetic_grids.BenchConfig(
+        papers=["sigmoid_attention", "hyra"], results_root=str(tmp_path / "empty"), out_dir=str(tmp_path)
+    )
+    record = synthetic_grids.main(bench)
+    # sigmoid attention: 160 panel points, 120 distinct (fig2b repeats fig1's dense sigmoid curves)
+    assert record["papers"]["sigmoid_attention"] == {"points": 120, "done": 0, "recorded_fit_seconds": 0}
+    assert record["papers"]["hyra"]["points"] == 2 * 10  # two curves, one N, ten sample sizes
+    assert record["goal_met"] is False
+    assert json.loads((tmp_path / "synthetic_grids.json").read_text())["total_seconds"] == 0
+
+
+def test_unknown_paper_fails_before_any_work():
+    with pytest.raises(ConfigError, match="'papers' = \\['bert'\\] is not allowed"):
+        synthetic_grids.BenchConfig(papers=["bert"]).validate()
