@@ -235,17 +235,19 @@ class GroupedMixture:
         """
         weights, thetas, K = self._group_parts(theta, features)
         x = features[-1]
-        values, jacobians = zip(
-            *(model.jacobian(part, features[:-1]) for model, part in zip(self.inners, thetas, strict=True)),
-            strict=True,
-        )
+        # The flat families write their Jacobians straight into this one's columns, scaled in place below.
+        rows = (*x.shape[:-1], x.shape[-1]) if self.inner.vector_output else x.shape[:-1]
+        jac = x.new_empty(*rows, theta.shape[-2], self.params_per_atom)
+        inner, outer = slice(0, self.inner_size), slice(self.inner_size, self.params_per_atom - 1)
+        jac[..., self.inner_size :] = 0.0
+        values = [
+            model.jacobian(part, features[:-1], out=jac[..., g * K : (g + 1) * K, inner])[0]
+            for g, (model, part) in enumerate(zip(self.inners, thetas, strict=True))
+        ]
         w = [_expand(weights[..., g], values[g]) for g in range(self.num_groups)]
         f = sum(wg * fg for wg, fg in zip(w, values, strict=True))
-        jac = values[0].new_zeros(*f.shape, theta.shape[-2], self.params_per_atom)
-        inner, outer = slice(0, self.inner_size), slice(self.inner_size, self.params_per_atom - 1)
         for g in range(self.num_groups):
-            atoms = slice(g * K, (g + 1) * K)
-            jac[..., atoms, inner] = w[g][..., None, None] * jacobians[g]
+            jac[..., g * K : (g + 1) * K, inner] *= w[g][..., None, None]
             if self.outer == "softmax":
                 d_score = w[g] * (values[g] - f)  # (R, n[, q])
                 score_features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)  # (R, n, d + 1)

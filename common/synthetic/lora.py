@@ -80,6 +80,7 @@ class LoRAMoE:
 
     tempered = False
     scaled = False
+    vector_output = True
 
     def with_atoms(self, num_atoms: int) -> LoRAMoE:
         return LoRAMoE(self.variant, self.dim, num_atoms, self.rank, self.frozen, self.gate)
@@ -128,8 +129,10 @@ class LoRAMoE:
         values = torch.einsum("rjab,rnb->rnja", m_v + zv, x)  # (R, n, N, d)
         return (torch.softmax(scores, dim=-1)[..., None] * values).sum(-2)
 
-    def jacobian(self, theta: torch.Tensor, features: tuple[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """f_G(X) (R, n, d) and its Jacobian (R, n, d, N, P), analytically.
+    def jacobian(
+        self, theta: torch.Tensor, features: tuple[torch.Tensor], out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """f_G(X) (R, n, d) and its Jacobian (R, n, d, N, P), analytically (written into ``out`` if given).
 
         With w_j = g_j (v_j - f) = d f / d s_j and k = M_K X: d f / d c_j = w_j, d f / d Z_Q,j[a, b] = w_j X_a k_b
         and d f_o / d Z_V,j[a, b] = g_j [o = a] X_b; the factors follow by the product rule (and sigmoid' or
@@ -144,44 +147,51 @@ class LoRAMoE:
         values = torch.einsum("rjab,rnb->rnja", m_v + zv, x)  # (R, n, N, d)
         g = torch.softmax(scores, dim=-1)
         f = (g[..., None] * values).sum(-2)
-        w = g[..., None] * (values - f[..., None, :])  # (R, n, N, d_out)
-        eye = torch.eye(d, dtype=x.dtype)
+        w = (g[..., None] * (values - f[..., None, :])).transpose(-1, -2)  # (R, n, d_out, N)
+        r = self.rank
+        # Every block is written straight into its columns of one (R, n, o, N, P) tensor: the Jacobian is the
+        # largest array of the fit, and assembling it from per-block products would copy it once more.
+        jac = x.new_empty(R, n, d, self.num_atoms, self.params_per_atom) if out is None else out
+        jac[..., 0] = w  # c
 
-        def query_terms(b, a):  # d f / d B, d f / d A through Z_Q = B A: (R, n, o, N, d, r) and (R, n, o, N, r, d)
-            a_k = torch.einsum("rjtb,rnb->rnjt", a, k)
+        def columns(name, tall):  # the block's columns as (R, n, o, N, d, r) or (R, n, o, N, r, d)
+            return jac[..., self.block_slices[name]].unflatten(-1, (d, r) if tall else (r, d))
+
+        def query_terms(b, a, out_b, out_a):  # d f / d B, d f / d A through Z_Q = B A
+            a_k = torch.einsum("rjtb,rnb->rnjt", a, k)  # (R, n, N, r)
             b_x = torch.einsum("rjat,rna->rnjt", b, x)
-            return (
-                torch.einsum("rnjo,rna,rnjt->rnojat", w, x, a_k),
-                torch.einsum("rnjo,rnjt,rnb->rnojtb", w, b_x, k),
-            )
+            torch.mul((w[..., None] * x[:, :, None, None, :])[..., None], a_k[:, :, None, :, None, :], out=out_b)
+            torch.mul((w[..., None] * b_x[:, :, None])[..., None], k[:, :, None, None, None, :], out=out_a)
 
-        def value_terms(b, a):  # through Z_V = B A
-            a_x = torch.einsum("rjtb,rnb->rnjt", a, x)
-            return (
-                torch.einsum("rnj,oa,rnjt->rnojat", g, eye, a_x),
-                torch.einsum("rnj,rjot,rnb->rnojtb", g, b, x),
-            )
+        def value_terms(b, a, out_b, out_a, accumulate):  # d f_o / d Z_V[a, b] = g [o = a] X_b, through Z_V = B A
+            a_x = torch.einsum("rjtb,rnb->rnjt", a, x)  # (R, n, N, r)
+            eye = torch.eye(d, dtype=x.dtype)[:, None, :, None]  # (o, 1, a, 1)
+            g_b = g[:, :, None, :, None] * b.transpose(-1, -2)[:, None].movedim(-1, 2)  # (R, n, o, N, r): g B[o, t]
+            if accumulate:
+                out_b.add_(eye * (g[..., None] * a_x)[:, :, None, :, None, :])
+                out_a.add_(g_b[..., None] * x[:, :, None, None, None, :])
+            else:
+                torch.mul(eye, (g[..., None] * a_x)[:, :, None, :, None, :], out=out_b)
+                torch.mul(g_b[..., None], x[:, :, None, None, None, :], out=out_a)
 
         def factors(name, tall):
             return self._factor(theta, name, tall)
 
-        parts = [w.transpose(-1, -2)[..., None]]  # c: (R, n, o, N, 1)
         if self.variant == "vanilla":
-            terms = [*query_terms(factors("BQ", True), factors("AQ", False))]
-            terms += [*value_terms(factors("BV", True), factors("AV", False))]
+            query_terms(factors("BQ", True), factors("AQ", False), columns("BQ", True), columns("AQ", False))
+            value_terms(factors("BV", True), factors("AV", False), columns("BV", True), columns("AV", False), False)
         else:
-            if self.variant == "shared":
-                b, a = factors("B", True), factors("A", False)
-            else:
-                squash = _SQUASH[self.variant]
-                b, a = squash(factors("U", True)), squash(factors("V", False))
-            (qb, qa), (vb, va) = query_terms(b, a), value_terms(b, a)
-            terms = [qb + vb, qa + va]
+            names = ("B", "A") if self.variant == "shared" else ("U", "V")
+            out_b, out_a = columns(names[0], True), columns(names[1], False)
+            b, a = factors(names[0], True), factors(names[1], False)
+            if self.variant != "shared":
+                b, a = _SQUASH[self.variant](b), _SQUASH[self.variant](a)
+            query_terms(b, a, out_b, out_a)
+            value_terms(b, a, out_b, out_a, True)
             if self.variant != "shared":  # chain rule through the squashing function
                 slope = {"shared_sigmoid": lambda t: t * (1 - t), "shared_tanh": lambda t: 1 - t**2}[self.variant]
-                terms = [terms[0] * slope(b)[:, None, None], terms[1] * slope(a)[:, None, None]]
-        parts += [t.flatten(-2) for t in terms]
-        return f, torch.cat(parts, dim=-1)
+                out_b.mul_(slope(b)[:, None, None]), out_a.mul_(slope(a)[:, None, None])
+        return f, jac
 
 
 def frozen_matrices(dim: int, seed: int, identity_key: bool = True, *keys: int) -> torch.Tensor:

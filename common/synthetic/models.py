@@ -91,6 +91,7 @@ class MixtureOfExperts:
     dim: int
     num_atoms: int
     expert_degree: int = 1  # p of the polynomial expert (alpha^T x + beta)^p
+    vector_output = False  # f_G(x) is a scalar (a LoRAMoE's is a vector in R^dim)
 
     def __post_init__(self):
         for field, value, allowed in (
@@ -279,17 +280,19 @@ class MixtureOfExperts:
         return Sensitivities(f, d_score, d_pre, d_scale, d_router, d_rho)
 
     def jacobian(
-        self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor]
+        self, theta: torch.Tensor, features: tuple[torch.Tensor, torch.Tensor], out: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """f_G(x) (R, n) and its Jacobian d f / d theta (R, n, N, P), analytically."""
+        """f_G(x) (R, n) and its Jacobian d f / d theta (R, n, N, P), analytically (written into ``out`` if given)."""
         sens = self.sensitivities(theta, features)
-        return sens.f, self.assemble_jacobian(features, sens)
+        return sens.f, self.assemble_jacobian(features, sens, out)
 
-    def assemble_jacobian(self, features: tuple[torch.Tensor, torch.Tensor], sens: Sensitivities) -> torch.Tensor:
+    def assemble_jacobian(
+        self, features: tuple[torch.Tensor, torch.Tensor], sens: Sensitivities, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The Jacobian (R, n, N, P) from ``sensitivities``: each atom's features times their weights."""
         score_features, expert_features = features
         gate, expert = self.gate_size, self.gate_size + self.dim + 1
-        jac = sens.d_score.new_empty(*sens.d_score.shape, self.params_per_atom)
+        jac = sens.d_score.new_empty(*sens.d_score.shape, self.params_per_atom) if out is None else out
         torch.mul(score_features[..., None, :], sens.d_score[..., None], out=jac[..., :gate])
         if sens.d_router is not None:
             torch.mul(score_features[..., None, :-1], sens.d_router[..., None], out=jac[..., : gate - 1])
