@@ -26,13 +26,13 @@ from functools import cached_property
 
 import torch
 
-from common.synthetic.models import block_layout
+from common.synthetic.models import BlockLayout
 
 OUTERS = {"softmax": "hierarchical", "constant": "multihead"}  # outer gate -> prefix of the family's score name
 
 
 @dataclass(frozen=True, eq=False)
-class GroupedMixture:
+class GroupedMixture(BlockLayout):
     """``len(inners)`` groups of ``inners[g].num_atoms`` atoms each, mixed by the ``outer`` group gate."""
 
     inners: tuple  # one flat model (MixtureOfExperts or LoRAMoE) per group, same family and atom count
@@ -105,14 +105,6 @@ class GroupedMixture:
     @cached_property
     def block_sizes(self) -> dict[str, int]:
         return {**self.inner.block_sizes, **self.outer_sizes, "group": 1}
-
-    @cached_property
-    def block_slices(self) -> dict[str, slice]:
-        return block_layout(self.block_sizes)
-
-    @property
-    def params_per_atom(self) -> int:
-        return sum(self.block_sizes.values())
 
     @property
     def inner_size(self) -> int:

@@ -26,7 +26,7 @@ from functools import cached_property
 
 import torch
 
-from common.synthetic.models import block_layout
+from common.synthetic.models import BlockLayout
 from common.synthetic.truth import make_generator
 
 VARIANTS = ("vanilla", "shared", "shared_sigmoid", "shared_tanh")
@@ -34,7 +34,7 @@ _SQUASH = {"shared_sigmoid": torch.sigmoid, "shared_tanh": torch.tanh}
 
 
 @dataclass(frozen=True, eq=False)
-class LoRAMoE:
+class LoRAMoE(BlockLayout):
     """Softmax-gated LoRA experts on one attention head: ``num_atoms`` atoms of rank ``rank`` in R^dim."""
 
     variant: str
@@ -60,14 +60,6 @@ class LoRAMoE:
         dr = self.dim * self.rank
         names = {"vanilla": ("BQ", "AQ", "BV", "AV"), "shared": ("B", "A")}.get(self.variant, ("U", "V"))
         return {"c": 1, **{name: dr for name in names}}
-
-    @cached_property
-    def block_slices(self) -> dict[str, slice]:
-        return block_layout(self.block_sizes)
-
-    @property
-    def params_per_atom(self) -> int:
-        return sum(self.block_sizes.values())
 
     @property
     def gate_size(self) -> int:

@@ -62,13 +62,23 @@ class Sensitivities(NamedTuple):
     d_rho: torch.Tensor | None = None  # (R, n) derivative in the shared log-temperature (tempered scores)
 
 
-def block_layout(sizes: dict[str, int]) -> dict[str, slice]:
-    """Where each named block of an atom's parameter vector lies, the blocks stored in the order given."""
-    out, start = {}, 0
-    for name, size in sizes.items():
-        out[name] = slice(start, start + size)
-        start += size
-    return out
+class BlockLayout:
+    """An atom's parameter vector as named blocks stored in the order of the family's ``block_sizes``."""
+
+    block_sizes: dict[str, int]
+
+    @cached_property
+    def block_slices(self) -> dict[str, slice]:
+        """Where each named block of an atom's parameter vector lies."""
+        out, start = {}, 0
+        for name, size in self.block_sizes.items():
+            out[name] = slice(start, start + size)
+            start += size
+        return out
+
+    @property
+    def params_per_atom(self) -> int:
+        return sum(self.block_sizes.values())
 
 
 def gate_mass(gate: str, c: torch.Tensor) -> torch.Tensor:
@@ -82,7 +92,7 @@ def gate_mass_inverse(gate: str, mass: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class MixtureOfExperts:
+class MixtureOfExperts(BlockLayout):
     """A gate/score/expert family of scalar-output MoE regression models with ``num_atoms`` atoms in R^dim."""
 
     gate: str
@@ -143,14 +153,6 @@ class MixtureOfExperts:
     def scaled(self) -> bool:
         """Experts scale * phi(alpha^T x / ||x|| + beta) with a learnt scale and normalised input."""
         return self.expert in NORMALISED_EXPERTS
-
-    @cached_property
-    def block_slices(self) -> dict[str, slice]:
-        return block_layout(self.block_sizes)
-
-    @property
-    def params_per_atom(self) -> int:
-        return sum(self.block_sizes.values())
 
     @property
     def gate_size(self) -> int:
