@@ -25,10 +25,15 @@ paper: $(VENV_STAMP)
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q --durations=10
 
-# Every paper's synthetic figures and slopes tables, redrawn from saved results (nothing is fitted).
+# Every paper's synthetic figures and slopes tables, redrawn from saved results (nothing is fitted): by default
+# the run records committed under records/<paper> (the measurements the READMEs quote); RECORDS=results for
+# your own runs. Figures and tables go to results/<paper>/figures/paper.
 SYNTHETIC_PAPERS = sigmoid_attention quadratic_gating softmax_moe_rates replora hyra
+RECORDS ?= records
 figures: $(VENV_STAMP)
-	status=0; for p in $(SYNTHETIC_PAPERS); do $(PY) -m $$p.figures variant=paper || status=1; done; exit $$status
+	status=0; for p in $(SYNTHETIC_PAPERS); do \
+		$(PY) -m $$p.figures variant=paper results_dir=$(RECORDS)/$$p out_dir=results/$$p/figures/paper || status=1; \
+	done; exit $$status
 
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks.sigmoid_attention_grid
