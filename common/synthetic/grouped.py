@@ -238,13 +238,14 @@ class GroupedMixture(BlockLayout):
         ]
         w = [_expand(weights[..., g], values[g]) for g in range(self.num_groups)]
         f = sum(wg * fg for wg, fg in zip(w, values, strict=True))
+        if self.outer == "softmax":
+            score_features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)  # (R, n, d + 1)
+            if f.dim() > 2:
+                score_features = score_features[..., None, :]
         for g in range(self.num_groups):
             jac[..., g * K : (g + 1) * K, inner] *= w[g][..., None, None]
             if self.outer == "softmax":
                 d_score = w[g] * (values[g] - f)  # (R, n[, q])
-                score_features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)  # (R, n, d + 1)
-                if d_score.dim() > 2:
-                    score_features = score_features[..., None, :]
                 jac[..., g * K, outer] = d_score[..., None] * score_features
             else:
                 pi = weights[..., g]  # (R, 1)
