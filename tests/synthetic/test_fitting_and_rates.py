@@ -1,11 +1,13 @@
 """Batched least-squares fitting and rate fitting."""
 
+import platform
+
 import numpy as np
 import pytest
 import torch
 
 from common.synthetic import FitConfig, MixtureOfExperts, fit_rate, sample_ground_truth
-from common.synthetic.experiment import FitProblem, fit_replicates, least_squares
+from common.synthetic.experiment import FitProblem, fit_replicates, keep_freed_memory, least_squares
 from common.synthetic.truth import make_generator, sample_data
 
 
@@ -190,3 +192,9 @@ def test_bounded_fit_stays_in_the_box_and_converges_on_its_face():
     assert fit.theta.abs().max() <= 1.0
     free = fit_least_squares(normal_equations, loss_fn, torch.zeros(1, 3, dtype=torch.float64), n=10**6)
     torch.testing.assert_close(free.theta, target, atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_fitter_keeps_freed_blocks_with_glibc():
+    """The allocator setting that saves the fits their page faults is accepted (mallopt returns 1)."""
+    assert keep_freed_memory()
