@@ -1,0 +1,251 @@
+"""One injection mechanism for every method and backbone: find the sites, attach a factor generator to each
+site's owner module, wrap each adapted projection; merge, unmerge, save, load.
+
+    model = apply_adapters(model, "hyra", targets=("q", "v"), rank=8, alpha=8)
+    ...train...
+    merge_adapters(model, unload=True)   # the bare base architecture with W + (alpha / r) B A in its weights
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from common.adapters.baselines import PEFT_METHODS, apply_peft
+from common.adapters.hyra import HyRAFactors
+from common.adapters.layers import AdaptedProjection, FactorGenerator
+from common.adapters.lora import LoRAFactors
+from common.adapters.replora import RepLoRAFactors
+from common.adapters.targets import Site, find_sites
+from common.config import ConfigError
+from common.runs import atomic_write_text
+
+GENERATOR = "adapter"  # attribute of a site's owner module that holds its factor generator
+CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_weights.safetensors"
+
+
+def _replora(linear: bool) -> Callable[..., FactorGenerator]:
+    return lambda targets, rank, site, shared, **kw: RepLoRAFactors(targets, rank, linear=linear, **kw)
+
+
+def _hyra(targets, rank, site: Site, shared: dict, share_embeddings: bool = True, embedding_dim: int = 64, **kw):
+    embeddings = None
+    if share_embeddings:  # one set of head embeddings B_i for every layer with this many heads
+        heads = targets[0].out_features // site.head_dim
+        embeddings = shared.setdefault(("hyra_embeddings", heads), nn.Parameter(torch.randn(heads, embedding_dim)))
+    return HyRAFactors(targets, rank, head_dim=site.head_dim, embedding_dim=embedding_dim, embeddings=embeddings, **kw)
+
+
+# method -> factory(targets, rank, site, shared, **method_kwargs) of the generator of an attention site;
+# ``shared`` is one dict per apply_adapters call, for parameters that several sites share
+METHODS: dict[str, Callable[..., FactorGenerator]] = {
+    "lora": lambda targets, rank, site, shared, **kw: LoRAFactors(targets, rank, **kw),
+    "replora": _replora(linear=False),
+    "replora_linear": _replora(linear=True),
+    "hyra": _hyra,
+}
+
+
+@dataclass
+class AdapterConfig:
+    """What ``apply_adapters`` was called with: enough to rebuild the adapters on a fresh base model."""
+
+    method: str
+    targets: list[str]
+    rank: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.0
+    method_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            allowed = ", ".join(sorted(METHODS) + list(PEFT_METHODS))
+            raise ConfigError.invalid("method", self.method, f"one of {allowed}")
+        if not isinstance(self.rank, int) or self.rank <= 0:
+            raise ConfigError.invalid("rank", self.rank, "a positive integer")
+        if self.alpha <= 0:
+            raise ConfigError.invalid("alpha", self.alpha, "a positive number")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError.invalid("dropout", self.dropout, "a probability in [0, 1)")
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)
+
+
+def sites_of(model: nn.Module) -> list[tuple[str, nn.Module, FactorGenerator]]:
+    """(owner path, owner, generator) of every adapted site of ``model``."""
+    return [
+        (path, module, getattr(module, GENERATOR))
+        for path, module in model.named_modules()
+        if isinstance(getattr(module, GENERATOR, None), FactorGenerator)
+    ]
+
+
+def projections_of(model: nn.Module) -> list[tuple[str, AdaptedProjection]]:
+    return [(path, m) for path, m in model.named_modules() if isinstance(m, AdaptedProjection)]
+
+
+def apply_adapters(
+    model: nn.Module,
+    method: str,
+    targets: tuple[str, ...] | list[str] = ("q", "v"),
+    rank: int = 8,
+    alpha: float = 8.0,
+    dropout: float = 0.0,
+    **method_kwargs,
+) -> nn.Module:
+    """Adapt ``model`` in place with ``method`` on ``targets`` and return it; only adapter parameters train.
+
+    Attention targets (q, k, v) get the method's factors; MLP targets (up, down) always get plain LoRA factors
+    (HyRA App. C.4). peft's methods (``PEFT_METHODS``) return peft's ``PeftModel``. Everything is checked
+    before the model is touched.
+    """
+    if method in PEFT_METHODS:
+        return apply_peft(model, method, targets, rank, alpha, dropout, **method_kwargs)
+    cfg = AdapterConfig(method, list(targets), rank, float(alpha), float(dropout), dict(method_kwargs))
+    cfg.validate()
+    if sites_of(model):
+        raise ConfigError.invalid("model", type(model).__name__, "a model without adapters (this one has them)")
+    sites = find_sites(model, cfg.targets)
+    for site in sites:
+        for target in site.targets:
+            if rank > min(target.in_features, target.out_features):
+                raise ConfigError.invalid(
+                    "rank",
+                    rank,
+                    f"at most min(in, out) = {min(target.in_features, target.out_features)} of the "
+                    f"{target.name!r} projection {target.path!r} ({target.in_features} -> {target.out_features})",
+                )
+    shared = {}
+    generators = [_generator(cfg, site, shared) for site in sites]  # may still raise (method-specific checks)
+    base_params = sum(p.numel() for p in model.parameters())
+    for p in model.parameters():
+        p.requires_grad_(False)
+    wrapped: dict[str, list] = {}
+    for site, generator in zip(sites, generators, strict=True):
+        owner = model.get_submodule(site.path) if site.path else model
+        owner.add_module(GENERATOR, generator)
+        generator.hooks = [
+            owner.register_forward_pre_hook(generator.begin_pass),
+            owner.register_forward_hook(generator.end_pass),
+        ]
+        for target in site.targets:
+            wrapped.setdefault(target.path, []).append((target, generator))
+    for path, pairs in wrapped.items():
+        _set_submodule(model, path, AdaptedProjection(model.get_submodule(path), pairs, alpha / rank, dropout))
+    model.adapter_config = cfg
+    model.adapter_base_params = base_params
+    return model
+
+
+def _generator(cfg: AdapterConfig, site: Site, shared: dict) -> FactorGenerator:
+    if site.kind == "mlp":
+        return LoRAFactors(site.targets, cfg.rank)
+    try:
+        return METHODS[cfg.method](site.targets, cfg.rank, site, shared, **cfg.method_kwargs)
+    except TypeError as error:  # an unknown keyword of the method
+        raise ConfigError.invalid("method_kwargs", cfg.method_kwargs, f"options of {cfg.method!r}: {error}") from None
+
+
+def merge_adapters(model: nn.Module, unload: bool = False) -> nn.Module:
+    """Fold every (alpha / r) B A into its base weight. With ``unload`` also remove the wrappers and generators:
+    the model is then exactly the base architecture (inference costs what the base model costs)."""
+    for _, projection in projections_of(model):
+        projection.merge()
+    if unload:
+        for path, projection in projections_of(model):
+            _set_submodule(model, path, projection.base)
+        for _, owner, generator in sites_of(model):
+            delattr(owner, GENERATOR)
+            for hook in generator.hooks:
+                hook.remove()
+        del model.adapter_config, model.adapter_base_params
+    return model
+
+
+def unmerge_adapters(model: nn.Module) -> nn.Module:
+    """Subtract the merged updates again (the adapters then train or run unmerged as before)."""
+    for _, projection in projections_of(model):
+        projection.unmerge()
+    return model
+
+
+def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter of every factor generator, by its (first) name in the model: a parameter that several
+    generators share (HyRA's head embeddings) appears once."""
+    state, seen = {}, set()
+    for path, _, generator in sites_of(model):
+        for name, p in generator.named_parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                state[f"{path}.{GENERATOR}.{name}" if path else f"{GENERATOR}.{name}"] = p
+    return state
+
+
+def save_adapters(model: nn.Module, directory: str | Path) -> Path:
+    """Write the adapter parameters (safetensors) and the config they were built with (JSON) to ``directory``."""
+    if not hasattr(model, "adapter_config"):
+        raise ConfigError.invalid("model", type(model).__name__, "a model adapted by apply_adapters")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in adapter_state_dict(model).items()}
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(state, str(tmp))
+    tmp.replace(directory / WEIGHTS_FILE)
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(asdict(model.adapter_config), indent=2) + "\n")
+    return directory
+
+
+def load_adapters(model: nn.Module, directory: str | Path) -> nn.Module:
+    """Adapt a base ``model`` as the saved adapters were and load their parameters (bit-exact)."""
+    directory = Path(directory)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise ConfigError.invalid("directory", str(directory), f"a directory written by save_adapters (no {name})")
+    cfg = AdapterConfig(**json.loads((directory / CONFIG_FILE).read_text()))
+    apply_adapters(model, cfg.method, cfg.targets, cfg.rank, cfg.alpha, cfg.dropout, **cfg.method_kwargs)
+    saved, own = load_file(str(directory / WEIGHTS_FILE)), adapter_state_dict(model)
+    if saved.keys() != own.keys():
+        raise ConfigError(
+            f"adapters in {directory} do not fit this model: missing {sorted(own.keys() - saved.keys())[:3]}, "
+            f"unexpected {sorted(saved.keys() - own.keys())[:3]}"
+        )
+    with torch.no_grad():
+        for name, p in own.items():
+            if saved[name].shape != p.shape:
+                raise ConfigError(
+                    f"adapter parameter {name} has shape {tuple(saved[name].shape)} in {directory}, "
+                    f"this model needs {tuple(p.shape)}"
+                )
+            p.copy_(saved[name])
+    return model
+
+
+def lora_factors(model: nn.Module) -> dict[str, list[tuple[str, slice, torch.Tensor, torch.Tensor]]]:
+    """The plain LoRA factors every adapter materialises to: {projection path: [(target, rows, B, A)]},
+    Delta W[rows] = (alpha / r) B A, detached."""
+    out = {}
+    for path, projection in projections_of(model):
+        rows = []
+        for target, generator in zip(projection.targets, projection._generators, strict=True):
+            with torch.no_grad():
+                B, A = generator.factors()[target.name]
+            rows.append((target.name, target.rows, B.detach().clone(), A.detach().clone()))
+        out[path] = rows
+    return out
+
+
+def count_trainable(model: nn.Module) -> tuple[int, float]:
+    """(trainable parameters, their percentage of the backbone's parameters before adaptation)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    base = getattr(model, "adapter_base_params", None) or sum(p.numel() for p in model.parameters())
+    return trainable, 100.0 * trainable / base
