@@ -184,9 +184,10 @@ def test_merge_unmerge_save_load_and_peft_export(method, name, tmp_path):
         assert (output(model, name, x) - reference).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("name", ["gpt2", "vit"])
-def test_fused_projection_key_rows_stay_untouched(name):
-    model = adapted("hyra", name)
+def test_fused_projection_key_rows_stay_untouched(method, name):
+    model = adapted(method, name)
     train_steps(model, name)
     before = {
         path: p.base.weight.detach().clone() for path, p in model.named_modules() if isinstance(p, AdaptedProjection)
