@@ -63,10 +63,10 @@ def pretrained():
 def test_equalities_on_the_pretrained_minilm(method, pretrained, tmp_path):
     import peft
 
-    model, batch = pretrained
+    original, batch = pretrained
 
     def base():
-        return copy.deepcopy(model)
+        return copy.deepcopy(original)
 
     torch.manual_seed(0)
     model = apply_adapters(base(), method, targets=("q", "v"), rank=8, alpha=16)
