@@ -97,6 +97,14 @@ def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
         np.savez(file, **arrays)
 
 
+def atomic_save_safetensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Save named tensors to a safetensors file at `path` atomically (adapter weights)."""
+    from safetensors.torch import save
+
+    with atomic_open(path, "wb") as file:
+        file.write(save(tensors))
+
+
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
     """torch.save `obj` to `path` atomically (checkpoints)."""
     with atomic_open(path, "wb") as file:

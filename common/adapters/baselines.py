@@ -36,8 +36,8 @@ def apply_peft(
             raise ConfigError.invalid(
                 "method", method, "peft_lora, dora or vera for a model without a transformers config"
             )
+        kwargs.setdefault("task_type", _task_type(model))
         config = peft.PrefixTuningConfig(num_virtual_tokens=kwargs.pop("num_virtual_tokens", rank), **kwargs)
-        config.task_type = kwargs.get("task_type", _task_type(model))
     else:
         paths = sorted({t.path for site in find_sites(model, list(targets)) for t in site.targets})
         conv = any(is_conv1d(model.get_submodule(p)) for p in paths)

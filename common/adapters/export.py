@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from common.adapters.model import lora_factors, projections_of
 from common.adapters.targets import is_conv1d
 from common.config import ConfigError
+from common.runs import atomic_save_safetensors
 
 PEFT_WEIGHTS = "adapter_model.safetensors"
 
@@ -61,7 +61,5 @@ def export_peft_lora(model: nn.Module, directory: str | Path) -> Path:
         alpha_pattern=alpha_pattern,
         fan_in_fan_out=conv == {True},
     ).save_pretrained(str(directory))
-    tmp = directory / f".{PEFT_WEIGHTS}.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(directory / PEFT_WEIGHTS)
+    atomic_save_safetensors(directory / PEFT_WEIGHTS, state)
     return directory

@@ -98,13 +98,18 @@ class AdaptedProjection(nn.Module):
         return y
 
     @torch.no_grad()
-    def delta_weights(self) -> list[tuple[Target, torch.Tensor]]:
-        """(target, (alpha / r) B A (out_t, in)) for each adapted target."""
+    def factors(self) -> list[tuple[Target, torch.Tensor, torch.Tensor]]:
+        """(target, B (out_t, r), A (r, in)) for each adapted target, without autograd history."""
         out = []
         for target, generator in zip(self.targets, self._generators, strict=True):
             B, A = generator.factors()[target.name]
-            out.append((target, self.scaling * B @ A))
+            out.append((target, B.detach(), A.detach()))
         return out
+
+    @torch.no_grad()
+    def delta_weights(self) -> list[tuple[Target, torch.Tensor]]:
+        """(target, (alpha / r) B A (out_t, in)) for each adapted target."""
+        return [(target, self.scaling * B @ A) for target, B, A in self.factors()]
 
     @torch.no_grad()
     def _fold(self, sign: float) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from common.adapters.baselines import PEFT_METHODS, apply_peft
@@ -25,7 +25,7 @@ from common.adapters.lora import LoRAFactors
 from common.adapters.replora import RepLoRAFactors
 from common.adapters.targets import Site, find_sites
 from common.config import ConfigError
-from common.runs import atomic_write_text
+from common.runs import atomic_save_safetensors, atomic_write_text
 
 GENERATOR = "adapter"  # attribute of a site's owner module that holds its factor generator
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_weights.safetensors"
@@ -198,9 +198,7 @@ def save_adapters(model: nn.Module, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in adapter_state_dict(model).items()}
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(directory / WEIGHTS_FILE)
+    atomic_save_safetensors(directory / WEIGHTS_FILE, state)
     atomic_write_text(directory / CONFIG_FILE, json.dumps(asdict(model.adapter_config), indent=2) + "\n")
     return directory
 
@@ -233,15 +231,10 @@ def load_adapters(model: nn.Module, directory: str | Path) -> nn.Module:
 def lora_factors(model: nn.Module) -> dict[str, list[tuple[str, slice, torch.Tensor, torch.Tensor]]]:
     """The plain LoRA factors every adapter materialises to: {projection path: [(target, rows, B, A)]},
     Delta W[rows] = (alpha / r) B A, detached."""
-    out = {}
-    for path, projection in projections_of(model):
-        rows = []
-        for target, generator in zip(projection.targets, projection._generators, strict=True):
-            with torch.no_grad():
-                B, A = generator.factors()[target.name]
-            rows.append((target.name, target.rows, B.detach().clone(), A.detach().clone()))
-        out[path] = rows
-    return out
+    return {
+        path: [(target.name, target.rows, B.clone(), A.clone()) for target, B, A in projection.factors()]
+        for path, projection in projections_of(model)
+    }
 
 
 def count_trainable(model: nn.Module) -> tuple[int, float]:
