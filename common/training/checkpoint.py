@@ -1,0 +1,123 @@
+"""Checkpoint and resume for long-running entry points: the training code owns resuming.
+
+A training run keeps one checkpoint, ``<run dir>/checkpoint.pt`` (``runs.CHECKPOINT_FILE``, the one name that
+saving and loading share), written atomically every ``every_steps`` steps and when the job is told to stop:
+
+    with Checkpointer(run_dir, every_steps=100) as checkpointer:
+        state = checkpointer.load()                        # None on a fresh start
+        step = restore(state) if state else 0              # model, optimiser, RNG ... from `state`
+        while step < total_steps:
+            train_one_step(); step += 1
+            checkpointer.step_done(step, lambda: {"step": step, "model": model.state_dict(), ...})
+        write_results(); checkpointer.clear()
+
+On a SLURM cluster submitit asks a job to stop with a signal (USR2 unless ``SUBMITIT_PREEMPT_SIGNAL`` says
+otherwise; sbatch ``--signal``, ``signal_delay_s`` before the time limit, or on preemption). Inside the
+``with`` block the Checkpointer catches that signal and only notes it: the step in flight finishes, the state
+after it is saved, and then the signal goes on to the handler that was there before, submitit's, which
+requeues the job and exits. The requeued job runs the same entry point, which loads the checkpoint. A job
+killed without warning (``scontrol requeue``, a node failure) resumes from the last periodic checkpoint.
+
+The checkpoint also records how long ``log.jsonl`` was when it was written; ``load`` cuts the log back to that
+length, so that steps redone after a resume are logged once, not twice.
+"""
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import submitit
+import torch
+
+from common import runs
+
+logger = logging.getLogger(__name__)
+
+LOG_BYTES_KEY = "log_bytes"  # length of log.jsonl when the checkpoint was written
+
+
+def preemption_signal() -> signal.Signals:
+    """The signal submitit sends to a job to checkpoint (USR2, or $SUBMITIT_PREEMPT_SIGNAL)."""
+    return signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
+
+
+class Checkpointer:
+    """Saves a run's training state atomically under one file name, and turns a stop signal into a checkpoint."""
+
+    def __init__(self, run_dir: str | Path, every_steps: int) -> None:
+        if every_steps < 1:
+            raise ValueError(f"every_steps = {every_steps} is not allowed: a positive integer")
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / runs.CHECKPOINT_FILE
+        self.every_steps = every_steps
+        self.stop_signal: int | None = None  # the signal received, until it is passed on
+        self._signal = preemption_signal()
+        self._previous_handler: Any = None
+        self._installed = False
+
+    def __enter__(self) -> "Checkpointer":
+        # Signal handlers can only be set from the main thread; elsewhere the periodic checkpoints remain.
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(self._signal, self._note_signal)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._installed:
+            signal.signal(self._signal, self._previous_handler)
+            self._installed = False
+
+    def _note_signal(self, signum: int, frame: Any) -> None:
+        logger.warning("received %s: checkpointing after the current step", signal.Signals(signum).name)
+        self.stop_signal = signum
+
+    def load(self, map_location: str | torch.device = "cpu") -> dict | None:
+        """The saved state, or None when there is no checkpoint; the log is cut back to the saved length."""
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location=map_location, weights_only=False)
+        _truncate_log(self.run_dir / runs.LOG_FILE, state.get(LOG_BYTES_KEY, 0))
+        logger.info("resuming from %s (step %s)", self.path, state.get("step"))
+        return state
+
+    def save(self, state: dict) -> None:
+        """Write `state` (plus the log length) to the checkpoint file atomically."""
+        log = self.run_dir / runs.LOG_FILE
+        runs.atomic_torch_save(self.path, {**state, LOG_BYTES_KEY: log.stat().st_size if log.is_file() else 0})
+
+    def step_done(self, step: int, state_fn: Callable[[], dict]) -> None:
+        """After step `step`: save every `every_steps` steps, and on a stop signal save and hand the signal on."""
+        if self.stop_signal is None and step % self.every_steps:
+            return
+        self.save(state_fn())
+        if self.stop_signal is not None:
+            self._pass_on_signal()
+
+    def clear(self) -> None:
+        """Delete the checkpoint once the run's results are written."""
+        self.path.unlink(missing_ok=True)
+
+    def _pass_on_signal(self) -> None:
+        """Give the signal to the handler that was installed before ours (submitit's: requeue and exit)."""
+        signum, self.stop_signal = self.stop_signal, None
+        previous = self._previous_handler
+        if callable(previous):
+            previous(signum, None)
+            return
+        # The default action (end the process) or none: restore it and raise the signal again.
+        self.__exit__()
+        os.kill(os.getpid(), signum)
+
+
+def _truncate_log(path: Path, length: int) -> None:
+    """Cut the log file at `path` back to its first `length` bytes (atomically), if it is longer."""
+    if not path.is_file() or path.stat().st_size <= length:
+        return
+    with open(path, "rb") as file:
+        kept = file.read(length)
+    with runs.atomic_open(path, "wb") as file:
+        file.write(kept)
