@@ -62,12 +62,21 @@ def _first_line(error: Exception) -> str:
     return str(error).split("\n", 1)[0]
 
 
+def _is_open_mapping(node: DictConfig) -> bool:
+    """Whether `node` is a dict field (dict[str, X]) rather than a dataclass with fixed keys."""
+    return OmegaConf.get_type(node) is dict
+
+
 def _merge(node: DictConfig, data: Mapping, prefix: str, source: str) -> None:
     """Merge nested `data` into the structured config `node` key by key: each error names its dotted key."""
     for key, value in data.items():
         full_key = f"{prefix}{key}"
         known = [str(k) for k in node.keys()]
-        if key not in known:
+        if key not in known and _is_open_mapping(node):
+            # A dict[str, X] field takes new keys; a dataclass X starts from its defaults (required fields MISSING).
+            element = node._metadata.element_type
+            node[key] = OmegaConf.structured(element) if dataclasses.is_dataclass(element) else {}
+        elif key not in known:
             level = f"of '{prefix[:-1]}'" if prefix else "at the top level"
             raise ConfigError(
                 f"unknown config key '{full_key}' (= {value!r}) in {source}; known keys {level}: {', '.join(known)}"
@@ -118,6 +127,9 @@ def _validate(obj: Any) -> None:
             obj.validate()
     elif isinstance(obj, (list, tuple)):
         for item in obj:
+            _validate(item)
+    elif isinstance(obj, Mapping):
+        for item in obj.values():
             _validate(item)
 
 

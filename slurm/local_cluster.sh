@@ -6,6 +6,7 @@
 # Installs nothing: it needs Debian's slurm-wlm and munge packages (apt-get install slurm-wlm munge). It writes a
 # munge key and a minimal slurm.conf (one partition "local" with this node's CPUs and memory, no accounting) into
 # $SLURM_LOCAL_DIR (default /tmp/moe-lens-slurm) and starts munged, slurmctld and slurmd as the current user.
+# A requeued job may start again after 10 s (cred_expire; SLURM's default is 120 s).
 # Clients find the cluster through SLURM_CONF: `start` prints the export line; `eval "$(slurm/local_cluster.sh env)"`.
 set -euo pipefail
 
@@ -33,7 +34,7 @@ SlurmdUser=$USER_NAME
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
-AuthInfo=socket=$DIR/munge/munge.socket
+AuthInfo=socket=$DIR/munge/munge.socket,cred_expire=10
 CredType=cred/munge
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool

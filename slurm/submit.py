@@ -1,11 +1,18 @@
-"""Submit the pending sweep points of any experiment as one job array: locally, in process, or on SLURM.
+"""Submit the pending sweep points of an experiment, or of every experiment of a paper, as job arrays.
 
-    python -m slurm.submit MODULE [--config FILE] [key=value ...] [--cluster NAME] [--parallel N] [--dry-run]
+    python -m slurm.submit MODULE [--config FILE] [key=value ...] [--cluster NAME] [--parallel N] [--dry-run] [--wait]
+    python -m slurm.submit --paper PAPER [--experiments a,b] [--variant paper|smoke] [key=value ...] [--cluster ...]
+
     python -m slurm.submit sigmoid_attention.synthetic --config sigmoid_attention/configs/fig1a.yaml --dry-run
+    python -m slurm.submit --paper sigmoid_attention --variant smoke --cluster localhost --wait
 
 NAME is `local` (submitit LocalExecutor: subprocesses on this machine, `--parallel` at a time), `debug`
 (in this process, one point after the other), or a SLURM profile `slurm/clusters/NAME.yaml`. Without
 `--cluster`: `local` where `sbatch` is not on PATH, else the profile `default`.
+
+With `--paper`, the experiments and the resources of their jobs come from `<paper>/configs/experiments.yaml`
+(slurm/papers.py); `key=value` overrides apply to every experiment's config. A module submission takes the job
+resources from the profile.
 
 An experiment module is launchable when it has
 
@@ -15,16 +22,20 @@ An experiment module is launchable when it has
     run_point(cfg, point)    computes one point (skips it if done), writes it atomically, returns its run dir
     main(cfg)                runs every pending point in process
 
-The config is loaded and validated, and the cluster profile read, before anything is submitted. Each job
-calls the module's own `run_point`, so a SLURM job, a local job and `python -m <module>` share one code
-path. A job that hits its time limit or is preempted is requeued with the same point; resuming from a
-checkpoint is the experiment's business.
+Every config, profile and resource request is loaded and checked before anything is submitted. Each job calls
+the module's own `run_point`, so a SLURM job, a local job and `python -m <module>` share one code path. A job
+that hits its time limit or is preempted is requeued with the same point; resuming from a checkpoint is the
+experiment's business (common/training). `python -m slurm.status` shows what became of the jobs.
 """
 
 import argparse
 import importlib
+import shlex
 import shutil
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -33,8 +44,11 @@ from typing import Any
 import submitit
 import torch
 from submitit.helpers import Checkpointable
+from submitit.slurm.slurm import _make_sbatch_string
 
 from common.config import ConfigError, add_config_arguments, load_config
+from slurm import jobs, papers
+from slurm.papers import Resources
 
 EXPERIMENT_CONTRACT = ("Config", "sweep", "is_done", "run_point", "main")
 PROFILES_DIR = Path(__file__).parent / "clusters"
@@ -43,46 +57,64 @@ DEFAULT_PROFILE = "default"
 DEFAULT_RESULTS_DIR = "results"
 # submitit's LocalExecutor kills a job after 2 minutes unless told otherwise; local runs get a day.
 LOCAL_TIMEOUT_MIN = 24 * 60
+WAIT_POLL_S = 2.0
 
 
 class SubmitError(Exception):
-    """The launcher cannot proceed: an experiment module or cluster profile that is missing or incomplete."""
+    """The launcher cannot proceed: a missing module, an unknown profile, a request the cluster cannot meet."""
 
 
 @dataclass
 class ClusterProfile:
-    """Resources of one job of the array on a SLURM cluster, read from slurm/clusters/<name>.yaml."""
+    """A SLURM cluster, read from slurm/clusters/<name>.yaml: where jobs go, their default resources, limits."""
 
     partition: str
-    gpus_per_node: int = 1
+    gpus_per_node: int = 1  # default resources of a job, for module submissions
     cpus_per_task: int = 8
     mem_gb: int = 32
     timeout_min: int = 60
+    max_gpus_per_node: int | None = None  # the most GPUs one job may ask for (None: gpus_per_node)
+    cpu_partition: str | None = None  # partition of jobs that need no GPU (None: partition)
+    signal_delay_s: int = 90  # submitit's stop signal comes this long before the time limit
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
-    array_parallelism: int = 64  # jobs of the array that run at the same time
+    array_parallelism: int = 64  # jobs of an array that run at the same time
     setup: list[str] = field(default_factory=list)  # shell lines run before each job, e.g. activating an env
 
     def validate(self) -> None:
-        for name in ("cpus_per_task", "mem_gb", "timeout_min", "array_parallelism"):
+        self.default_resources().validate()
+        for name in ("array_parallelism", "signal_delay_s"):
             if getattr(self, name) < 1:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
-        if self.gpus_per_node < 0:
-            raise ConfigError.invalid("gpus_per_node", self.gpus_per_node, "an integer >= 0")
+        if self.max_gpus_per_node is not None and self.max_gpus_per_node < self.gpus_per_node:
+            raise ConfigError.invalid("max_gpus_per_node", self.max_gpus_per_node, "an integer >= gpus_per_node")
 
-    def executor_parameters(self) -> dict[str, Any]:
-        """The profile as submitit AutoExecutor parameters."""
+    def default_resources(self) -> Resources:
+        return Resources(self.gpus_per_node, self.cpus_per_task, self.mem_gb, self.timeout_min)
+
+    @property
+    def gpu_limit(self) -> int:
+        return self.gpus_per_node if self.max_gpus_per_node is None else self.max_gpus_per_node
+
+    def partition_for(self, resources: Resources) -> str:
+        return self.cpu_partition if resources.gpus_per_node == 0 and self.cpu_partition else self.partition
+
+    def sbatch_parameters(self, resources: Resources, job_name: str) -> dict[str, Any]:
+        """submitit SlurmExecutor parameters (sbatch's names and units) of a job with `resources`."""
         parameters = {
-            "slurm_partition": self.partition,
-            "gpus_per_node": self.gpus_per_node,
-            "cpus_per_task": self.cpus_per_task,
-            "mem_gb": self.mem_gb,
-            "timeout_min": self.timeout_min,
-            "slurm_array_parallelism": self.array_parallelism,
-            "slurm_setup": list(self.setup),
+            "job_name": job_name,
+            "partition": self.partition_for(resources),
+            "time": resources.timeout_min,
+            "cpus_per_task": resources.cpus_per_task,
+            "mem": f"{resources.mem_gb}GB",
+            "signal_delay_s": self.signal_delay_s,
+            "array_parallelism": self.array_parallelism,
+            "setup": list(self.setup),
         }
-        optional = {"slurm_account": self.account, "slurm_qos": self.qos, "slurm_constraint": self.constraint}
+        if resources.gpus_per_node:
+            parameters["gpus_per_node"] = resources.gpus_per_node
+        optional = {"account": self.account, "qos": self.qos, "constraint": self.constraint}
         parameters.update({key: value for key, value in optional.items() if value is not None})
         return parameters
 
@@ -95,6 +127,27 @@ class PointJob(Checkpointable):
 
     def __call__(self, cfg: Any, point: Any) -> Path:
         return importlib.import_module(self.module_name).run_point(cfg, point)
+
+
+@dataclass
+class Launch:
+    """One experiment to submit as one job array: its config, its pending points, and their resources."""
+
+    name: str  # <paper>.<experiment>, or the module name
+    module: ModuleType
+    cfg: Any
+    config_file: str | None
+    overrides: list[str]
+    resources: Resources | None  # None: the profile's defaults
+    points: list[Any] = field(default_factory=list)
+    pending: list[Any] = field(default_factory=list)
+
+    def job_resources(self, profile: ClusterProfile) -> Resources:
+        return self.resources or profile.default_resources()
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(getattr(self.cfg, "results_dir", DEFAULT_RESULTS_DIR)) / "slurm_logs"
 
 
 def import_experiment(name: str) -> ModuleType:
@@ -139,34 +192,168 @@ def load_profile(name: str) -> ClusterProfile | None:
     return load_config(ClusterProfile, path)
 
 
-def executor_parameters(cluster: str, profile: ClusterProfile | None) -> dict[str, Any]:
-    """The submitit parameters of every job on `cluster`."""
+def slurm_partitions() -> list[str] | None:
+    """The partitions the SLURM controller knows, or None where sinfo is not on PATH."""
+    if shutil.which("sinfo") is None:
+        return None
+    done = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise SubmitError(f"cannot reach the SLURM controller (sinfo: {done.stderr.strip()})")
+    return sorted(set(done.stdout.split()))
+
+
+def check_resources(launches: list[Launch], cluster: str, profile: ClusterProfile | None, dry_run: bool) -> None:
+    """Refuse what the cluster cannot give: more GPUs than it allows, a partition it does not have."""
+    for launch in launches:
+        wanted = launch.resources.gpus_per_node if launch.resources else 0
+        if profile is None:
+            available = torch.cuda.device_count() if cluster == "local" else wanted
+            if wanted > available:
+                raise SubmitError(
+                    f"experiment '{launch.name}' asks for {wanted} GPU(s) per job; this machine has {available}"
+                )
+        elif wanted > profile.gpu_limit:
+            raise SubmitError(
+                f"experiment '{launch.name}' asks for {wanted} GPU(s) per job; profile '{cluster}' allows at most "
+                f"{profile.gpu_limit} (max_gpus_per_node)"
+            )
+    if profile is None:
+        return
+    try:
+        known = slurm_partitions()
+    except SubmitError:
+        if not dry_run:
+            raise
+        print("warning: SLURM is not reachable from here; partitions not checked", file=sys.stderr)
+        return
+    if known is None:
+        return
+    for launch in launches:
+        partition = profile.partition_for(launch.job_resources(profile))
+        if partition not in known:
+            raise SubmitError(
+                f"partition '{partition}' of profile '{cluster}' does not exist on this cluster; "
+                f"its partitions: {', '.join(known)}"
+            )
+
+
+def prepare(args: argparse.Namespace) -> list[Launch]:
+    """Every launch the command line asks for, its config loaded and validated and its pending points found."""
+    if args.paper is None:
+        if args.module is None:
+            raise SubmitError("name an experiment MODULE or a paper with --paper")
+        if args.experiments is not None or args.variant is not None:
+            raise SubmitError("--experiments and --variant go with --paper, not with a MODULE")
+        module = import_experiment(args.module)
+        cfg = load_config(module.Config, args.config, args.overrides)
+        launches = [Launch(args.module, module, cfg, args.config, list(args.overrides), None)]
+    else:
+        if args.module is not None or args.config is not None:
+            raise SubmitError("--paper takes its experiments' configs from its manifest: drop MODULE and --config")
+        names = None if args.experiments is None else [name for name in args.experiments.split(",") if name]
+        variant = args.variant or "paper"
+        launches = []
+        for name, experiment in papers.select_experiments(args.paper, names).items():
+            module = import_experiment(experiment.module)
+            path = papers.config_path(args.paper, experiment, variant)
+            try:
+                cfg = load_config(module.Config, path, args.overrides)
+            except ConfigError as error:
+                raise ConfigError(f"experiment '{args.paper}.{name}': {error}") from None
+            launches.append(
+                Launch(f"{args.paper}.{name}", module, cfg, str(path), list(args.overrides), experiment.resources)
+            )
+    for launch in launches:
+        launch.points = launch.module.sweep(launch.cfg)
+        launch.pending = [point for point in launch.points if not launch.module.is_done(launch.cfg, point)]
+    return launches
+
+
+def sbatch_script(parameters: dict[str, Any], log_dir: Path, num_jobs: int) -> str:
+    """The sbatch script submitit writes for a job array of `num_jobs` jobs with `parameters`."""
+    folder = log_dir.absolute() / "%j"
+    command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+    return _make_sbatch_string(command=command, folder=folder, map_count=num_jobs, **parameters)
+
+
+def build_executor(cluster: str, launch: Launch, profile: ClusterProfile | None) -> submitit.Executor:
+    """A submitit executor for `launch` on `cluster`, logging to <log_dir>/<job id>."""
+    folder = launch.log_dir / "%j"
     if cluster == "debug":
-        return {}
+        return submitit.DebugExecutor(folder)
     if cluster == "local":
+        executor = submitit.LocalExecutor(folder)
         # Local jobs see this machine's GPUs (submitit hides all GPUs from a job that asks for none).
-        return {"timeout_min": LOCAL_TIMEOUT_MIN, "gpus_per_node": torch.cuda.device_count()}
-    return profile.executor_parameters()
-
-
-def build_executor(cluster: str, profile: ClusterProfile | None, log_dir: Path, job_name: str) -> submitit.AutoExecutor:
-    """A submitit executor for `cluster` that writes its logs to log_dir/<job id>."""
-    kind = cluster if cluster in BUILTIN_CLUSTERS else "slurm"
-    executor = submitit.AutoExecutor(folder=log_dir / "%j", cluster=kind)
-    executor.update_parameters(name=job_name, **executor_parameters(cluster, profile))
+        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=torch.cuda.device_count())
+        return executor
+    executor = submitit.SlurmExecutor(folder)
+    executor.update_parameters(**profile.sbatch_parameters(launch.job_resources(profile), launch.name))
     return executor
 
 
-def _wait(jobs: list[submitit.Job], points: list[Any]) -> int:
-    """Wait for `jobs`, print each failure with its point and log file; returns the number that failed."""
+def slurm_error(launch: Launch, job_id: str) -> str:
+    """The error a SLURM job ended with: submitit's traceback, or why there is none."""
+    result = jobs.job_result(launch.log_dir, job_id)
+    if result is not None and result[0] == "error":
+        return result[1]
+    return "the job left the queue without a result (cancelled, killed, or timed out too often)"
+
+
+def report(launch: Launch, job_ids: list[str], points: list[Any], error_of: Callable[[str], str]) -> int:
+    """Print how each finished job ended; returns the number that failed (their point has no result)."""
     failed = 0
-    for job, point in zip(jobs, points, strict=True):
-        error = job.exception()
-        if error is None:
-            print(f"done   {point} -> {job.result()}")
+    for job_id, point in zip(job_ids, points, strict=True):
+        if launch.module.is_done(launch.cfg, point):
+            print(f"done   {point} (job {job_id})")
             continue
         failed += 1
-        print(f"FAILED {point} (job {job.job_id}, log {job.paths.stderr}):\n{error}", file=sys.stderr)
+        stderr = jobs.job_paths(launch.log_dir, job_id).stderr
+        print(f"FAILED {point} (job {job_id}, log {stderr}):\n{error_of(job_id)}", file=sys.stderr)
+    return failed
+
+
+def wait_for_slurm(job_ids: list[str]) -> None:
+    """Return when no job of `job_ids` is pending or running any more (polls squeue)."""
+    while True:
+        states = jobs.queue_states(job_ids)
+        if states is None:
+            raise SubmitError("--wait needs squeue, which is not reachable")
+        if not any(jobs.is_active(states.get(job_id)) for job_id in job_ids):
+            return
+        time.sleep(WAIT_POLL_S)
+
+
+def submit(launch: Launch, cluster: str, profile: ClusterProfile | None, args: argparse.Namespace) -> int:
+    """Submit the pending points of `launch`; returns the number of jobs that failed (0 unless waited for)."""
+    executor = build_executor(cluster, launch, profile)
+    job = PointJob(launch.module.__name__)
+    record = jobs.Submission(
+        experiment=launch.name,
+        module=launch.module.__name__,
+        config_file=launch.config_file and str(Path(launch.config_file).absolute()),
+        overrides=launch.overrides,
+        cluster=cluster,
+        log_dir=str(launch.log_dir.absolute()),
+        cwd=str(Path.cwd()),
+    )
+    if profile is not None:
+        submitted = executor.map_array(job, [launch.cfg] * len(launch.pending), launch.pending)
+        record.jobs = {sub.job_id: repr(point) for sub, point in zip(submitted, launch.pending, strict=True)}
+        record.write()
+        print(f"submitted {len(submitted)} jobs as array {record.array_id}; logs in {launch.log_dir}")
+        if not args.wait:
+            return 0
+        wait_for_slurm(list(record.jobs))
+        return report(launch, list(record.jobs), launch.pending, lambda job_id: slurm_error(launch, job_id))
+    # Local and debug jobs are waited for here; local ones run --parallel at a time.
+    batch = args.parallel if cluster == "local" else len(launch.pending)
+    failed = 0
+    for start in range(0, len(launch.pending), batch):
+        points = launch.pending[start : start + batch]
+        submitted = executor.map_array(job, [launch.cfg] * len(points), points)
+        errors = {sub.job_id: str(sub.exception()) for sub in submitted}
+        failed += report(launch, list(errors), points, errors.get)
+    print(f"{len(launch.pending) - failed} of {len(launch.pending)} jobs succeeded; logs in {launch.log_dir}")
     return failed
 
 
@@ -177,57 +364,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("module", help="experiment module, e.g. sigmoid_attention.synthetic")
+    parser.add_argument("module", nargs="?", help="experiment module, e.g. sigmoid_attention.synthetic")
     add_config_arguments(parser)
+    parser.add_argument("--paper", help=f"submit a paper's experiments: one of {', '.join(papers.PAPERS)}")
+    parser.add_argument("--experiments", help="with --paper: comma-separated experiment names (default: all)")
+    parser.add_argument("--variant", help="with --paper: paper (default) or smoke configs")
     parser.add_argument("--cluster", help="local, debug, or a profile in slurm/clusters/ (default: see above)")
     parser.add_argument("--parallel", type=int, default=1, help="local cluster: jobs that run at once (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print what would be submitted, submit nothing")
-    return parser.parse_intermixed_args(argv)
+    parser.add_argument("--wait", action="store_true", help="SLURM: wait for the jobs and report how each ended")
+    args = parser.parse_intermixed_args(argv)
+    # A lone key=value is an override, not a module name.
+    if args.module is not None and "=" in args.module:
+        args.overrides.insert(0, args.module)
+        args.module = None
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Launch an experiment's pending points; returns the exit code (0 ok, 1 a job failed, 2 bad input)."""
+    """Launch pending points; returns the exit code (0 ok, 1 a job failed, 2 bad input)."""
     args = parse_args(argv)
     try:
         if args.parallel < 1:
             raise SubmitError(f"--parallel = {args.parallel} is not allowed: a positive integer")
-        module = import_experiment(args.module)
-        cfg = load_config(module.Config, args.config, args.overrides)
+        launches = prepare(args)
         cluster = args.cluster or default_cluster()
         profile = load_profile(cluster)
+        check_resources(launches, cluster, profile, args.dry_run)
     except (SubmitError, ConfigError) as error:
         print(f"slurm.submit: error: {error}", file=sys.stderr)
         return 2
 
-    points = module.sweep(cfg)
-    pending = [point for point in points if not module.is_done(cfg, point)]
-    log_dir = Path(getattr(cfg, "results_dir", DEFAULT_RESULTS_DIR)) / "slurm_logs"
-    parameters = executor_parameters(cluster, profile)
-    print(f"experiment: {args.module}")
-    print(f"cluster: {cluster}" + (f" ({args.parallel} job(s) at a time)" if cluster == "local" else ""))
-    print(f"resources: {parameters}")
-    print(f"points: {len(points)} in the sweep, {len(points) - len(pending)} finished, {len(pending)} pending")
-    if args.dry_run:
-        for point in pending:
-            print(f"  pending {point}")
-        print("dry run: nothing submitted")
-        return 0
-    if not pending:
-        return 0
-
-    executor = build_executor(cluster, profile, log_dir, job_name=args.module)
-    job = PointJob(args.module)
-    if cluster not in BUILTIN_CLUSTERS:
-        jobs = executor.map_array(job, [cfg] * len(pending), pending)
-        print(f"submitted {len(jobs)} jobs as array {jobs[0].job_id.split('_')[0]}; logs in {log_dir}")
-        return 0
-    # Local and debug jobs are waited for here; local ones run --parallel at a time.
-    batch = args.parallel if cluster == "local" else len(pending)
     failed = 0
-    for start in range(0, len(pending), batch):
-        points_batch = pending[start : start + batch]
-        failed += _wait(executor.map_array(job, [cfg] * len(points_batch), points_batch), points_batch)
-    print(f"{len(pending) - failed} of {len(pending)} jobs succeeded; logs in {log_dir}")
+    for launch in launches:
+        print(f"experiment: {launch.name} ({launch.module.__name__}, config {launch.config_file})")
+        print(f"cluster: {cluster}" + (f" ({args.parallel} job(s) at a time)" if cluster == "local" else ""))
+        done = len(launch.points) - len(launch.pending)
+        print(f"points: {len(launch.points)} in the sweep, {done} finished, {len(launch.pending)} pending")
+        if args.dry_run:
+            for point in launch.pending:
+                print(f"  pending {point}")
+            if profile is not None and launch.pending:
+                parameters = profile.sbatch_parameters(launch.job_resources(profile), launch.name)
+                print(f"sbatch script:\n{sbatch_script(parameters, launch.log_dir, len(launch.pending))}")
+            continue
+        if launch.pending:
+            try:
+                failed += submit(launch, cluster, profile, args)
+            except (SubmitError, submitit.core.utils.FailedSubmissionError) as error:
+                print(f"slurm.submit: error: {launch.name}: {error}", file=sys.stderr)
+                return 2
+    if args.dry_run:
+        print("dry run: nothing submitted")
     return 1 if failed else 0
 
 

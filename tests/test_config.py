@@ -181,3 +181,35 @@ def test_cli_config_exits_2_with_the_message(capsys):
         cli_config(Schema, ["fit.bogus=1"])
     assert exit_info.value.code == 2
     assert "'fit.bogus'" in capsys.readouterr().err
+
+
+@dataclass
+class Named:
+    module: str
+    expert: Expert = field(default_factory=Expert)
+
+    def validate(self) -> None:
+        if not self.module:
+            raise ConfigError.invalid("module", self.module, "a module name")
+
+
+@dataclass
+class Registry:
+    entries: dict[str, Named] = field(default_factory=dict)
+
+
+def test_a_dict_of_dataclasses_takes_new_keys_and_checks_each_entry(tmp_path):
+    path = tmp_path / "registry.yaml"
+    path.write_text("entries:\n  a: {module: x}\n  b: {module: y, expert: {width: 4}}\n")
+    registry = load_config(Registry, path)
+    assert registry.entries == {"a": Named("x"), "b": Named("y", Expert(width=4))}
+
+    path.write_text("entries:\n  a: {module: x, expert: {depth: 4}}\n")
+    with pytest.raises(ConfigError, match="unknown config key 'entries.a.expert.depth'.*activation, width"):
+        load_config(Registry, path)
+    path.write_text("entries:\n  a: {expert: {width: 4}}\n")
+    with pytest.raises(ConfigError, match="'entries.a.module' have no default"):
+        load_config(Registry, path)
+    path.write_text("entries:\n  a: {module: ''}\n")
+    with pytest.raises(ConfigError, match="'module' = '' is not allowed"):  # validate() reaches dict values
+        load_config(Registry, path)

@@ -12,15 +12,21 @@ from common.config import ConfigError, cli_config
 
 @dataclass
 class Config:
-    """The numbers to square, where to write them, and a number whose job fails on purpose (None: none)."""
+    """The numbers to square, where to write them, and a number whose job fails on purpose (None: none).
+
+    With `inputs_dir`, each point adds the number in <inputs_dir>/<value>.txt to its square: a point whose file
+    is missing fails when it runs (a bad data path that only its job meets)."""
 
     results_dir: str = "results"
     values: list[float] = field(default_factory=lambda: [1.0, 2.0, 3.0])
     fail_on: float | None = None
+    inputs_dir: str | None = None
 
     def validate(self) -> None:
         if any(value < 0 for value in self.values):
             raise ConfigError.invalid("values", self.values, "non-negative numbers")
+        if self.inputs_dir is not None and not Path(self.inputs_dir).is_dir():
+            raise ConfigError.invalid("inputs_dir", self.inputs_dir, "an existing directory")
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,13 @@ def run_point(cfg: Config, point: Point) -> Path:
         return path
     if point.value == cfg.fail_on:
         raise RuntimeError(f"toy failure on purpose at value {point.value}")
-    return runs.write_run(path, point, {"square": point.value**2})
+    offset = 0.0
+    if cfg.inputs_dir is not None:
+        input_file = Path(cfg.inputs_dir) / f"{point.value}.txt"
+        if not input_file.is_file():
+            raise FileNotFoundError(f"input file {input_file} of point {point} does not exist")
+        offset = float(input_file.read_text())
+    return runs.write_run(path, point, {"square": point.value**2 + offset})
 
 
 def main(cfg: Config) -> None:

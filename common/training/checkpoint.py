@@ -15,8 +15,11 @@ On a SLURM cluster submitit asks a job to stop with a signal (USR2 unless ``SUBM
 otherwise; sbatch ``--signal``, ``signal_delay_s`` before the time limit, or on preemption). Inside the
 ``with`` block the Checkpointer catches that signal and only notes it: the step in flight finishes, the state
 after it is saved, and then the signal goes on to the handler that was there before, submitit's, which
-requeues the job and exits. The requeued job runs the same entry point, which loads the checkpoint. A job
-killed without warning (``scontrol requeue``, a node failure) resumes from the last periodic checkpoint.
+requeues the job and exits. The requeued job runs the same entry point, which loads the checkpoint.
+SIGTERM, which SLURM sends before it kills a job (``scontrol requeue``, ``scancel``, preemption with a grace
+time) and which ``kill`` sends, is treated the same way, except that after the checkpoint the process ends as
+SIGTERM's default action would end it (submitit itself ignores SIGTERM). A job killed without any warning
+(a node failure) resumes from the last periodic checkpoint.
 
 The checkpoint also records how long ``log.jsonl`` was when it was written; ``load`` cuts the log back to that
 length, so that steps redone after a resume are logged once, not twice.
@@ -55,21 +58,19 @@ class Checkpointer:
         self.path = self.run_dir / runs.CHECKPOINT_FILE
         self.every_steps = every_steps
         self.stop_signal: int | None = None  # the signal received, until it is passed on
-        self._signal = preemption_signal()
-        self._previous_handler: Any = None
-        self._installed = False
+        self._previous_handlers: dict[int, Any] = {}
 
     def __enter__(self) -> "Checkpointer":
         # Signal handlers can only be set from the main thread; elsewhere the periodic checkpoints remain.
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(self._signal, self._note_signal)
-            self._installed = True
+            for signum in (preemption_signal(), signal.SIGTERM):
+                self._previous_handlers[signum] = signal.signal(signum, self._note_signal)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._installed:
-            signal.signal(self._signal, self._previous_handler)
-            self._installed = False
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
 
     def _note_signal(self, signum: int, frame: Any) -> None:
         logger.warning("received %s: checkpointing after the current step", signal.Signals(signum).name)
@@ -102,14 +103,15 @@ class Checkpointer:
         self.path.unlink(missing_ok=True)
 
     def _pass_on_signal(self) -> None:
-        """Give the signal to the handler that was installed before ours (submitit's: requeue and exit)."""
+        """Hand the stop signal on: the preemption signal to submitit's handler (requeue and exit) where there is
+        one; otherwise end the process as the signal's default action would."""
         signum, self.stop_signal = self.stop_signal, None
-        previous = self._previous_handler
-        if callable(previous):
+        previous = self._previous_handlers.get(signum, signal.SIG_DFL)
+        if signum == preemption_signal() and callable(previous):
             previous(signum, None)
             return
-        # The default action (end the process) or none: restore it and raise the signal again.
         self.__exit__()
+        signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
 

@@ -100,8 +100,9 @@ def test_a_hard_kill_resumes_from_the_last_periodic_checkpoint_and_logs_no_step_
     _assert_same_run(path, reference)
 
 
-def test_without_a_handler_the_signal_ends_the_process_after_the_checkpoint(tmp_path, reference):
-    """Outside submitit the signal keeps its default action (the process ends), but the step is saved first."""
+@pytest.mark.parametrize("stop", [preemption_signal(), signal.SIGTERM], ids=lambda s: signal.Signals(s).name)
+def test_the_signal_ends_the_process_after_the_checkpoint(tmp_path, reference, stop):
+    """SIGTERM, and the preemption signal outside submitit, end the process as they would, after saving the step."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "tests.toy_training", f"results_dir={tmp_path}", "step_seconds=0.05"]
     process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
@@ -110,8 +111,8 @@ def test_without_a_handler_the_signal_ends_the_process_after_the_checkpoint(tmp_
     while not (path / runs.LOG_FILE).is_file() or len(_log(path)) < 11:  # the start line and 10 steps
         assert time.time() < deadline and process.poll() is None
         time.sleep(0.05)
-    process.send_signal(preemption_signal())
-    assert process.wait(timeout=60) == -preemption_signal()
+    process.send_signal(stop)
+    assert process.wait(timeout=60) == -stop
     saved = torch.load(path / runs.CHECKPOINT_FILE, weights_only=False)["step"]
     assert 10 <= saved < 40
     assert len([record for record in _log(path) if "loss" in record]) == saved  # saved after the last logged step

@@ -1,0 +1,96 @@
+"""Each paper's experiments and the resources of their jobs, read from ``<paper>/configs/experiments.yaml``.
+
+A manifest lists, under ``experiments:``, every experiment that ``python -m slurm.submit --paper <paper>`` submits:
+the entry point module, its config file in the same folder (the smoke variant is ``<stem>_smoke.yaml`` beside it),
+and what one job of its job array (one sweep point) needs:
+
+    experiments:
+      fig1a:
+        module: sigmoid_attention.synthetic
+        config: fig1a.yaml
+        resources: {gpus_per_node: 0, cpus_per_task: 2, mem_gb: 8, timeout_min: 120}
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.config import ConfigError, load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PAPERS = ("replora", "hyra", "quadratic_gating", "sigmoid_attention", "softmax_moe_rates")
+MANIFEST_FILE = "experiments.yaml"
+VARIANTS = ("paper", "smoke")
+
+
+@dataclass
+class Resources:
+    """What one job needs: GPUs, CPU cores, memory and a wall-clock limit."""
+
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: int = 4
+    timeout_min: int = 60
+
+    def validate(self) -> None:
+        for name in ("cpus_per_task", "mem_gb", "timeout_min"):
+            if getattr(self, name) < 1:
+                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        if self.gpus_per_node < 0:
+            raise ConfigError.invalid("gpus_per_node", self.gpus_per_node, "an integer >= 0")
+
+
+@dataclass
+class Experiment:
+    """One experiment of a paper: its entry point, its config file, and the resources of one job."""
+
+    module: str
+    config: str  # a file in the paper's configs/ folder
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class Manifest:
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+
+
+def config_dir(paper: str) -> Path:
+    return REPO_ROOT / paper / "configs"
+
+
+def load_manifest(paper: str) -> dict[str, Experiment]:
+    """The experiments of `paper`, in the manifest's order."""
+    if paper not in PAPERS:
+        raise ConfigError(f"unknown paper '{paper}'; available: {', '.join(PAPERS)}")
+    path = config_dir(paper) / MANIFEST_FILE
+    if not path.is_file():
+        raise ConfigError(f"paper '{paper}' has no experiment manifest {path}")
+    try:
+        return load_config(Manifest, path).experiments
+    except ConfigError as error:
+        raise ConfigError(f"experiment manifest {path}: {error}") from None
+
+
+def select_experiments(paper: str, names: list[str] | None) -> dict[str, Experiment]:
+    """The experiments `names` of `paper` (all of them for None), each checked to exist."""
+    experiments = load_manifest(paper)
+    if names is None:
+        return experiments
+    unknown = [name for name in names if name not in experiments]
+    if unknown:
+        raise ConfigError(
+            f"paper '{paper}' has no experiment {', '.join(repr(n) for n in unknown)}; "
+            f"available: {', '.join(experiments)}"
+        )
+    return {name: experiments[name] for name in names}
+
+
+def config_path(paper: str, experiment: Experiment, variant: str) -> Path:
+    """The config file of `experiment` for `variant` (paper or smoke), checked to exist."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"--variant = {variant!r} is not allowed: one of {', '.join(VARIANTS)}")
+    path = config_dir(paper) / experiment.config
+    if variant == "smoke":
+        path = path.with_name(f"{path.stem}_smoke{path.suffix}")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} of paper '{paper}' ({variant} variant) does not exist")
+    return path
