@@ -1,7 +1,8 @@
 """What happened to submitted jobs: submission records, the SLURM queue, and submitit's result files.
 
-Every SLURM submission writes a record, ``<results_dir>/slurm_logs/submissions/<array id>.json``: the experiment, its
-config file and overrides, and the sweep point each job computes. A point's state is read from three places,
+Every SLURM submission writes a record, ``<results_dir>/slurm_logs/submissions/<array id>-<experiment>.json``:
+the experiment, its config file and overrides, and the sweep point each job computes (a point that another
+experiment of the same submission computes is recorded with that job). A point's state is read from three places,
 in this order of authority:
 
     done       its run directory holds results.json (the experiment's own is_done)
@@ -54,7 +55,7 @@ class Submission:
         return next(iter(self.jobs)).split("_")[0]
 
     def write(self) -> Path:
-        path = Path(self.log_dir) / SUBMISSIONS_DIR / f"{self.array_id}.json"
+        path = Path(self.log_dir) / SUBMISSIONS_DIR / f"{self.array_id}-{self.experiment}.json"
         runs.atomic_write_json(path, asdict(self))
         return path
 

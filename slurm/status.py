@@ -124,13 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for paper in shown:
         print(paper)
-        for (name, _, _), submissions in experiments[paper].items():
+        manifest = [] if paper == OTHER else [f"{paper}.{name}" for name in papers.load_manifest(paper)]
+        order = {name: index for index, name in enumerate(manifest)}
+        for (name, _, _), submissions in sorted(
+            experiments[paper].items(), key=lambda item: order.get(item[0][0], len(order))
+        ):
             failed += print_experiment(name, submissions, args.lines)
-        if paper != OTHER:
-            submitted = {name.split(".", 1)[-1] for name, _, _ in experiments[paper]}
-            for name in papers.load_manifest(paper):
-                if name not in submitted:
-                    print(f"  {paper}.{name}: no submission recorded under {args.results_root}")
+        submitted = {name for name, _, _ in experiments[paper]}
+        for name in manifest:
+            if name not in submitted:
+                print(f"  {name}: no submission recorded under {args.results_root}")
     if not shown:
         print(f"no submission recorded under {args.results_root}")
     return 1 if failed else 0

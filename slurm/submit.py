@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -140,7 +141,9 @@ class Launch:
     overrides: list[str]
     resources: Resources | None  # None: the profile's defaults
     points: list[Any] = field(default_factory=list)
-    pending: list[Any] = field(default_factory=list)
+    pending: list[Any] = field(default_factory=list)  # points this launch's jobs compute
+    shared: list[Any] = field(default_factory=list)  # pending points whose run dir an earlier launch computes
+    run_dirs: dict[str, str] = field(default_factory=dict)  # repr(point) -> run dir, where the module says
 
     def job_resources(self, profile: ClusterProfile) -> Resources:
         return self.resources or profile.default_resources()
@@ -263,9 +266,19 @@ def prepare(args: argparse.Namespace) -> list[Launch]:
             launches.append(
                 Launch(f"{args.paper}.{name}", module, cfg, str(path), list(args.overrides), experiment.resources)
             )
+    # Experiments may share sweep points (the same fit drawn in two figures): each run dir is computed by one job.
+    computed: set[str] = set()
     for launch in launches:
         launch.points = launch.module.sweep(launch.cfg)
-        launch.pending = [point for point in launch.points if not launch.module.is_done(launch.cfg, point)]
+        point_dir = getattr(launch.module, "point_dir", None)
+        for point in launch.points:
+            if launch.module.is_done(launch.cfg, point):
+                continue
+            run_dir = str(point_dir(launch.cfg, point)) if point_dir else None
+            (launch.shared if run_dir in computed else launch.pending).append(point)
+            if run_dir is not None:
+                launch.run_dirs[repr(point)] = run_dir
+                computed.add(run_dir)
     return launches
 
 
@@ -323,10 +336,10 @@ def wait_for_slurm(job_ids: list[str]) -> None:
         time.sleep(WAIT_POLL_S)
 
 
-def submit(launch: Launch, cluster: str, profile: ClusterProfile | None, args: argparse.Namespace) -> int:
-    """Submit the pending points of `launch`; returns the number of jobs that failed (0 unless waited for)."""
-    executor = build_executor(cluster, launch, profile)
-    job = PointJob(launch.module.__name__)
+def submit_array(
+    launch: Launch, cluster: str, profile: ClusterProfile, job_of_run_dir: dict[str, str]
+) -> jobs.Submission:
+    """Submit the pending points of `launch` to SLURM as one job array and record it (shared points included)."""
     record = jobs.Submission(
         experiment=launch.name,
         module=launch.module.__name__,
@@ -336,22 +349,29 @@ def submit(launch: Launch, cluster: str, profile: ClusterProfile | None, args: a
         log_dir=str(launch.log_dir.absolute()),
         cwd=str(Path.cwd()),
     )
-    if profile is not None:
-        submitted = executor.map_array(job, [launch.cfg] * len(launch.pending), launch.pending)
-        record.jobs = {sub.job_id: repr(point) for sub, point in zip(submitted, launch.pending, strict=True)}
-        record.write()
-        print(f"submitted {len(submitted)} jobs as array {record.array_id}; logs in {launch.log_dir}")
-        if not args.wait:
-            return 0
-        wait_for_slurm(list(record.jobs))
-        return report(launch, list(record.jobs), launch.pending, lambda job_id: slurm_error(launch, job_id))
-    # Local and debug jobs are waited for here; local ones run --parallel at a time.
+    if launch.pending:
+        executor = build_executor(cluster, launch, profile)
+        array = executor.map_array(PointJob(launch.module.__name__), [launch.cfg] * len(launch.pending), launch.pending)
+        for job, point in zip(array, launch.pending, strict=True):
+            record.jobs[job.job_id] = repr(point)
+            if repr(point) in launch.run_dirs:
+                job_of_run_dir[launch.run_dirs[repr(point)]] = job.job_id
+        print(f"submitted {len(array)} jobs as array {record.array_id}; logs in {launch.log_dir}")
+    for point in launch.shared:
+        record.jobs[job_of_run_dir[launch.run_dirs[repr(point)]]] = repr(point)
+    record.write()
+    return record
+
+
+def run_here(launch: Launch, cluster: str, args: argparse.Namespace) -> int:
+    """Run the pending points of `launch` on this machine (local: --parallel at a time); returns the failures."""
+    executor = build_executor(cluster, launch, None)
     batch = args.parallel if cluster == "local" else len(launch.pending)
     failed = 0
     for start in range(0, len(launch.pending), batch):
         points = launch.pending[start : start + batch]
-        submitted = executor.map_array(job, [launch.cfg] * len(points), points)
-        errors = {sub.job_id: str(sub.exception()) for sub in submitted}
+        submitted = executor.map_array(PointJob(launch.module.__name__), [launch.cfg] * len(points), points)
+        errors = {job.job_id: str(job.exception()) for job in submitted}
         failed += report(launch, list(errors), points, errors.get)
     print(f"{len(launch.pending) - failed} of {len(launch.pending)} jobs succeeded; logs in {launch.log_dir}")
     return failed
@@ -396,26 +416,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     failed = 0
+    submitted: list[tuple[Launch, jobs.Submission]] = []
+    job_of_run_dir: dict[str, str] = {}
     for launch in launches:
         print(f"experiment: {launch.name} ({launch.module.__name__}, config {launch.config_file})")
         print(f"cluster: {cluster}" + (f" ({args.parallel} job(s) at a time)" if cluster == "local" else ""))
-        done = len(launch.points) - len(launch.pending)
-        print(f"points: {len(launch.points)} in the sweep, {done} finished, {len(launch.pending)} pending")
+        done = len(launch.points) - len(launch.pending) - len(launch.shared)
+        shared = f", {len(launch.shared)} of them computed by an experiment above" if launch.shared else ""
+        pending = len(launch.pending) + len(launch.shared)
+        print(f"points: {len(launch.points)} in the sweep, {done} finished, {pending} pending{shared}")
         if args.dry_run:
             for point in launch.pending:
                 print(f"  pending {point}")
             if profile is not None and launch.pending:
                 parameters = profile.sbatch_parameters(launch.job_resources(profile), launch.name)
                 print(f"sbatch script:\n{sbatch_script(parameters, launch.log_dir, len(launch.pending))}")
-            continue
-        if launch.pending:
+        elif profile is None:
+            failed += run_here(launch, cluster, args) if launch.pending else 0
+        elif launch.pending or launch.shared:
             try:
-                failed += submit(launch, cluster, profile, args)
-            except (SubmitError, submitit.core.utils.FailedSubmissionError) as error:
+                submitted.append((launch, submit_array(launch, cluster, profile, job_of_run_dir)))
+            except submitit.core.utils.FailedSubmissionError as error:
                 print(f"slurm.submit: error: {launch.name}: {error}", file=sys.stderr)
                 return 2
     if args.dry_run:
         print("dry run: nothing submitted")
+    elif args.wait and submitted:
+        try:
+            wait_for_slurm([job_id for _, record in submitted for job_id in record.jobs])
+        except SubmitError as error:
+            print(f"slurm.submit: error: {error}", file=sys.stderr)
+            return 2
+        for launch, record in submitted:
+            points = {repr(point): point for point in launch.pending + launch.shared}
+            job_ids = list(record.jobs)
+            failed += report(launch, job_ids, [points[record.jobs[j]] for j in job_ids], partial(slurm_error, launch))
     return 1 if failed else 0
 
 

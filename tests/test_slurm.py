@@ -180,8 +180,10 @@ def test_paper_dry_run_lists_every_experiment_with_its_resources(tmp_path, capsy
     out = capsys.readouterr().out
     for name in ("fig1a", "fig1b", "fig2a", "fig2b"):
         assert f"experiment: sigmoid_attention.{name} " in out and f"configs/{name}_smoke.yaml" in out
-        assert f"#SBATCH --job-name=sigmoid_attention.{name}" in out
-    assert out.count("#SBATCH --cpus-per-task=2") == 4 and out.count("#SBATCH --time=120") == 4
+    # Figure 2b draws fits of Figures 1a and 1b (8 points each): their jobs compute them, fig2b submits none.
+    assert "16 in the sweep, 0 finished, 16 pending, 16 of them computed by an experiment above" in out
+    assert "--job-name=sigmoid_attention.fig1b" in out and "--job-name=sigmoid_attention.fig2b" not in out
+    assert out.count("#SBATCH --cpus-per-task=2") == 3 and out.count("#SBATCH --time=120") == 3
     assert "#SBATCH --partition=local" in out and "--gpus-per-node" not in out
     assert not (tmp_path / "slurm_logs").exists()
 
