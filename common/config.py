@@ -63,8 +63,9 @@ def _first_line(error: Exception) -> str:
 
 
 def _is_open_mapping(node: DictConfig) -> bool:
-    """Whether `node` is a dict field (dict[str, X]) rather than a dataclass with fixed keys."""
-    return OmegaConf.get_type(node) is dict
+    """Whether `node` is a dict[str, Dataclass] field: named entries of one schema, any names. (Other dict fields
+    keep the keys of their defaults, e.g. per-block settings, and refuse unknown ones.)"""
+    return OmegaConf.get_type(node) is dict and dataclasses.is_dataclass(node._metadata.element_type)
 
 
 def _merge(node: DictConfig, data: Mapping, prefix: str, source: str) -> None:
@@ -73,9 +74,8 @@ def _merge(node: DictConfig, data: Mapping, prefix: str, source: str) -> None:
         full_key = f"{prefix}{key}"
         known = [str(k) for k in node.keys()]
         if key not in known and _is_open_mapping(node):
-            # A dict[str, X] field takes new keys; a dataclass X starts from its defaults (required fields MISSING).
-            element = node._metadata.element_type
-            node[key] = OmegaConf.structured(element) if dataclasses.is_dataclass(element) else {}
+            # A dict[str, Dataclass] field takes new keys, each from the dataclass defaults (required fields MISSING).
+            node[key] = OmegaConf.structured(node._metadata.element_type)
         elif key not in known:
             level = f"of '{prefix[:-1]}'" if prefix else "at the top level"
             raise ConfigError(

@@ -22,6 +22,15 @@ def _fake_command(bin_dir: Path, name: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
+REAL_SLURM_PARTITIONS = submit.slurm_partitions
+
+
+@pytest.fixture(autouse=True)
+def no_slurm_controller(monkeypatch):
+    """These tests do not talk to SLURM, even where a cluster answers (CI runs one): no partition check."""
+    monkeypatch.setattr(submit, "slurm_partitions", lambda: None)
+
+
 @pytest.fixture
 def profiles(tmp_path, monkeypatch):
     """An empty profiles folder in place of slurm/clusters/."""
@@ -277,6 +286,7 @@ def test_an_unknown_partition_is_refused(tmp_path, profiles, monkeypatch, capsys
     (bin_dir / "sinfo").write_text("#!/bin/sh\nprintf 'cpu\\ngpu\\ncpu\\n'\n")
     (bin_dir / "sinfo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(submit, "slurm_partitions", REAL_SLURM_PARTITIONS)  # asks the fake sinfo
     (profiles / "mycluster.yaml").write_text("partition: a100\n")
     assert submit.main([TOY, "--cluster", "mycluster", "--dry-run", f"results_dir={tmp_path}"]) == 2
     assert "partition 'a100' of profile 'mycluster' does not exist on this cluster; its partitions: cpu, gpu" in (
