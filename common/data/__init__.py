@@ -1,0 +1,1 @@
+"""Dataset readers for the papers' experiments: image classification (vision.py) and commonsense reasoning."""
