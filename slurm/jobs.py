@@ -104,6 +104,14 @@ def job_result(log_dir: str | Path, job_id: str) -> tuple[str, Any] | None:
         return pickle.load(file)
 
 
+def job_error(log_dir: str | Path, job_id: str, slurm_state: str | None = None) -> str:
+    """Why a job that left the queue has no result: submitit's traceback, or SLURM's last state where it raised none."""
+    result = job_result(log_dir, job_id)
+    if result is not None and result[0] == "error":
+        return result[1]
+    return f"the job left the queue without a result (SLURM state {slurm_state or 'gone'})"
+
+
 def log_tail(log_dir: str | Path, job_id: str, lines: int = 20) -> str:
     """The last `lines` lines of a job's stderr log ("" where there is none)."""
     path = job_paths(log_dir, job_id).stderr

@@ -27,6 +27,7 @@ class PointState:
     point: str
     state: str  # done | pending | running | ... (SLURM's state, lower case) | failed | not submitted | unknown
     job_id: str | None = None
+    log_dir: str | None = None  # where the job's submitit files are
     error: str = ""
 
 
@@ -50,26 +51,20 @@ def _point_states(submissions: list[jobs.Submission], latest: jobs.Submission) -
     states = []
     for point in module.sweep(cfg):
         key = repr(point)
-        if module.is_done(cfg, point):
-            states.append(PointState(key, "done", job_of.get(key)))
-        elif key not in job_of:
-            states.append(PointState(key, "not submitted"))
-        else:
-            states.append(PointState(key, "", job_of[key]))
+        job_id = job_of.get(key)
+        state = "done" if module.is_done(cfg, point) else "" if job_id else "not submitted"
+        states.append(PointState(key, state, job_id, log_dir_of.get(job_id)))
     waiting = [state for state in states if not state.state]
     queue = jobs.queue_states([state.job_id for state in waiting])
     for state in waiting:
         slurm_state = None if queue is None else queue.get(state.job_id)
-        result = jobs.job_result(log_dir_of[state.job_id], state.job_id)
         if jobs.is_active(slurm_state):
             state.state = slurm_state.lower()
-        elif result is not None and result[0] == "error":
-            state.state, state.error = "failed", result[1].strip().splitlines()[-1]
-        elif queue is None and result is None:
+        elif queue is None and jobs.job_result(state.log_dir, state.job_id) is None:
             state.state = "unknown"  # no squeue here, and no result yet
         else:
             state.state = "failed"
-            state.error = f"the job left the queue without a result (SLURM state {slurm_state or 'gone'})"
+            state.error = jobs.job_error(state.log_dir, state.job_id, slurm_state).strip().splitlines()[-1]
     return states
 
 
@@ -89,10 +84,9 @@ def print_experiment(name: str, submissions: list[jobs.Submission], lines: int) 
     print(f"  {name} ({source}; last submitted {latest.time_utc} to {latest.cluster}): {len(states)} points: {summary}")
     failed = [state for state in states if state.state == "failed"]
     for state in failed:
-        log_dir = next(s.log_dir for s in reversed(submissions) if state.job_id in s.jobs)
         print(f"    FAILED {state.point} (job {state.job_id}): {state.error}")
-        tail = jobs.log_tail(log_dir, state.job_id, lines)
-        print(f"      log {jobs.job_paths(log_dir, state.job_id).stderr}" + (":" if tail else " (empty or none)"))
+        tail = jobs.log_tail(state.log_dir, state.job_id, lines)
+        print(f"      log {jobs.job_paths(state.log_dir, state.job_id).stderr}" + (":" if tail else " (empty or none)"))
         for line in tail.splitlines():
             print(f"      | {line}")
     return len(failed)

@@ -304,14 +304,6 @@ def build_executor(cluster: str, launch: Launch, profile: ClusterProfile | None)
     return executor
 
 
-def slurm_error(launch: Launch, job_id: str) -> str:
-    """The error a SLURM job ended with: submitit's traceback, or why there is none."""
-    result = jobs.job_result(launch.log_dir, job_id)
-    if result is not None and result[0] == "error":
-        return result[1]
-    return "the job left the queue without a result (cancelled, killed, or timed out too often)"
-
-
 def report(launch: Launch, job_ids: list[str], points: list[Any], error_of: Callable[[str], str]) -> int:
     """Print how each finished job ended; returns the number that failed (their point has no result)."""
     failed = 0
@@ -450,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         for launch, record in submitted:
             points = {repr(point): point for point in launch.pending + launch.shared}
             job_ids = list(record.jobs)
-            failed += report(launch, job_ids, [points[record.jobs[j]] for j in job_ids], partial(slurm_error, launch))
+            error_of = partial(jobs.job_error, launch.log_dir)
+            failed += report(launch, job_ids, [points[record.jobs[j]] for j in job_ids], error_of)
     return 1 if failed else 0
 
 

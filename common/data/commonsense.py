@@ -20,7 +20,6 @@ Layouts (those of LLM-Adapters): the training file is a JSON list of records `{"
 and raise `ConfigError` naming the file, the record, the value and what is allowed.
 """
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from common.config import ConfigError
+from common.data.files import read_json
 
 # Decoding defaults of LLM-Adapters' commonsense evaluation script (commonsense_evaluate.py, evaluate()).
 NUM_BEAMS = 4
@@ -145,13 +145,7 @@ def accuracy(task: str, generations: list[str], answers: list[str]) -> float:
 
 def load_records(path: str | Path) -> list[dict[str, str]]:
     """The records of a JSON file in the LLM-Adapters format, each checked to have the four keys with text values."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"data file '{path}' does not exist")
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"data file '{path}' is not valid JSON: {error}") from error
+    data = read_json(path, "data file")
     if not isinstance(data, list) or not data:
         found = "an empty list" if data == [] else type(data).__name__
         raise ConfigError(f"data file '{path}' must hold a non-empty JSON list of records, got {found}")

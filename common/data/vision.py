@@ -22,7 +22,6 @@ image is opened, and raises `ConfigError` naming the file, the value and what is
 fails at start-up rather than hours into a run.
 """
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torchvision import transforms
 
 from common.config import ConfigError
+from common.data.files import existing_file, read_json
 
 IMAGE_SIZE = 224
 
@@ -183,14 +183,6 @@ def _dataset_dir(root: str | Path, name: str, kind: str) -> Path:
     return folder
 
 
-def _split_file(folder: Path, split: str, suffix: str) -> Path:
-    """The path of a split file in `folder`, which must exist."""
-    path = folder / f"{split}{suffix}"
-    if not path.is_file():
-        raise ConfigError(f"split file '{path}' does not exist")
-    return path
-
-
 def vtab_dataset(
     root: str | Path,
     task: str,
@@ -204,7 +196,7 @@ def vtab_dataset(
         raise ConfigError.invalid("split", split, f"one of the VTAB-1K splits {', '.join(VTAB_SPLITS)}")
     num_classes = VTAB_TASKS[task]
     folder = _dataset_dir(root, task, "VTAB-1K task")
-    path = _split_file(folder, split, ".txt")
+    path = existing_file(folder / f"{split}.txt", "split file")
     items = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -233,7 +225,7 @@ def fgvc_dataset(
         raise ConfigError.invalid("split", split, f"one of the FGVC splits {', '.join(FGVC_SPLITS)}")
     num_classes = FGVC_DATASETS[name]
     folder = _dataset_dir(root, name, "FGVC dataset")
-    class_ids = {other: _read_fgvc_split(_split_file(folder, other, ".json")) for other in FGVC_SPLITS}
+    class_ids = {other: _read_fgvc_split(folder / f"{other}.json") for other in FGVC_SPLITS}
     distinct = sorted({class_id for split_ids in class_ids.values() for class_id in split_ids.values()})
     if len(distinct) > num_classes:
         raise ConfigError(
@@ -247,10 +239,7 @@ def fgvc_dataset(
 
 def _read_fgvc_split(path: Path) -> dict[str, int]:
     """The image path -> class id mapping of one FGVC split file, checked to be one."""
-    try:
-        class_ids = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"split file '{path}' is not valid JSON: {error}") from error
+    class_ids = read_json(path, "split file")
     if not isinstance(class_ids, dict):
         raise ConfigError(
             f"split file '{path}' holds a JSON {type(class_ids).__name__}; it must hold an object mapping "
