@@ -63,9 +63,13 @@ def _first_line(error: Exception) -> str:
 
 
 def _is_open_mapping(node: DictConfig) -> bool:
-    """Whether `node` is a dict[str, Dataclass] field: named entries of one schema, any names. (Other dict fields
-    keep the keys of their defaults, e.g. per-block settings, and refuse unknown ones.)"""
-    return OmegaConf.get_type(node) is dict and dataclasses.is_dataclass(node._metadata.element_type)
+    """Whether `node` is a field that takes entries of any name: dict[str, Dataclass] (named entries of one schema)
+    or a free-form dict[str, Any] / dict[str, dict[...]] (keyword arguments handed on). Other dict fields keep the
+    keys of their defaults, e.g. per-block settings, and refuse unknown ones."""
+    if OmegaConf.get_type(node) is not dict:
+        return False
+    element = node._metadata.element_type
+    return dataclasses.is_dataclass(element) or element is Any or typing.get_origin(element) is dict
 
 
 def _merge(node: DictConfig, data: Mapping, prefix: str, source: str) -> None:
@@ -74,8 +78,12 @@ def _merge(node: DictConfig, data: Mapping, prefix: str, source: str) -> None:
         full_key = f"{prefix}{key}"
         known = [str(k) for k in node.keys()]
         if key not in known and _is_open_mapping(node):
+            element = node._metadata.element_type
+            if not dataclasses.is_dataclass(element):  # free-form: the value as written
+                node[key] = value
+                continue
             # A dict[str, Dataclass] field takes new keys, each from the dataclass defaults (required fields MISSING).
-            node[key] = OmegaConf.structured(node._metadata.element_type)
+            node[key] = OmegaConf.structured(element)
         elif key not in known:
             level = f"of '{prefix[:-1]}'" if prefix else "at the top level"
             raise ConfigError(

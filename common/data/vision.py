@@ -25,7 +25,6 @@ fails at start-up rather than hours into a run.
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -33,6 +32,7 @@ from torchvision import transforms
 
 from common.config import ConfigError
 from common.data.files import existing_file, read_json
+from common.data.sampling import per_class_subset
 
 IMAGE_SIZE = 224
 
@@ -253,20 +253,7 @@ def _read_fgvc_split(path: Path) -> dict[str, int]:
 
 
 def subsample_per_class(dataset: ImageListDataset, fraction: float, seed: int) -> ImageListDataset:
-    """A random `fraction` of every class of `dataset`, in the original order.
-
-    Each class keeps round(fraction * count) of its items (Python's round: halves go to the even number), at least
-    one, so that every class stays present even at 1%.
-    """
-    if not 0 < fraction <= 1:
-        raise ConfigError.invalid("fraction", fraction, "a fraction of every class in (0, 1]")
-    generator = np.random.default_rng(seed)
-    labels = np.array(dataset.labels)
-    keep = np.zeros(len(labels), dtype=bool)
-    # np.unique visits the classes in sorted order, so the draws depend only on the seed and the dataset.
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        count = max(1, round(fraction * len(members)))
-        keep[generator.choice(members, size=count, replace=False)] = True
+    """A random `fraction` of every class of `dataset`, in the original order (`sampling.per_class_subset`)."""
+    keep = per_class_subset(dataset.labels, fraction, seed)
     items = [item for item, kept in zip(dataset.items, keep, strict=True) if kept]
     return ImageListDataset(items, dataset.num_classes, dataset.transform)

