@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from PIL import Image
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
 
 from common.data.commonsense import ANSWERS, TASKS
 from common.data.vision import FGVC_DATASETS, FGVC_IMAGE_DIRS, FGVC_SPLITS, VTAB_SPLITS, VTAB_TASKS
@@ -114,4 +116,40 @@ def write_tiny_bert(path: Path) -> Path:
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
     )
     BertModel(config).save_pretrained(path)
+    return path
+
+
+EOS = "</s>"
+
+
+def byte_level_chars() -> list[str]:
+    """The character the byte-level pre-tokenizer writes for each byte 0-255 (GPT-2's map: printable bytes stand
+    for themselves, the others are shifted past 255)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    shifted = iter(range(256, 512))
+    return [chr(byte) if byte in printable else chr(next(shifted)) for byte in range(256)]
+
+
+def byte_tokenizer(eos_at_end: bool = False) -> PreTrainedTokenizerFast:
+    """A tokenizer with one token per UTF-8 byte (ids 0-255) and EOS = 256; optionally it appends EOS itself."""
+    tokenizer = Tokenizer(models.BPE(vocab={char: byte for byte, char in enumerate(byte_level_chars())}, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([EOS])
+    if eos_at_end:
+        tokenizer.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, 256)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS)
+
+
+def write_tiny_llama(path: Path) -> Path:
+    """A randomly initialised 2-layer LLaMA (hidden 32, 4 heads) with the byte-level tokenizer, as a local HF folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = byte_tokenizer()
+    tokenizer.save_pretrained(path)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=4, eos_token_id=tokenizer.eos_token_id, pad_token_id=0, bos_token_id=None,
+    )  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(path)
     return path

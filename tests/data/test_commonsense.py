@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 from transformers.generation import GenerationMode
 
 from common.config import ConfigError
@@ -21,8 +20,7 @@ from common.data.commonsense import (
     prompt,
     tokenize_for_training,
 )
-
-EOS = "</s>"
+from tests.fixtures import byte_tokenizer
 
 # A few records per task, written as LLM-Adapters writes them (the answer format is spelled out in the instruction).
 TEST_RECORDS: dict[str, list[dict[str, str]]] = {
@@ -140,25 +138,6 @@ def data_root(tmp_path: Path) -> Path:
     for task, records in TEST_RECORDS.items():
         write_json(tmp_path / task / "test.json", records)
     return tmp_path
-
-
-def byte_level_chars() -> list[str]:
-    """The character the byte-level pre-tokenizer writes for each byte 0-255 (GPT-2's map: printable bytes stand
-    for themselves, the others are shifted past 255)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    shifted = iter(range(256, 512))
-    return [chr(byte) if byte in printable else chr(next(shifted)) for byte in range(256)]
-
-
-def byte_tokenizer(eos_at_end: bool = False) -> PreTrainedTokenizerFast:
-    """A tokenizer with one token per UTF-8 byte (ids 0-255) and EOS = 256; optionally it appends EOS itself."""
-    tokenizer = Tokenizer(models.BPE(vocab={char: byte for byte, char in enumerate(byte_level_chars())}, merges=[]))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.add_special_tokens([EOS])
-    if eos_at_end:
-        tokenizer.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, 256)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS)
 
 
 def n_bytes(text: str) -> int:

@@ -1,0 +1,252 @@
+"""LLaMA fine-tuning on the merged commonsense-reasoning set and per-task evaluation by generation (RepLoRA Table 1 /
+Table 8, HyRA Table 3 / App. C.1; the LLM-Adapters protocol, `common.data.commonsense`).
+
+    python -m replora.commonsense --config replora/configs/commonsense_llama7b.yaml data_root=/data/commonsense
+    python -m hyra.commonsense --config hyra/configs/commonsense_llama13b.yaml data_root=/data/commonsense
+
+The sweep is methods x fractions x seeds. Each point loads the model (a hub name or a local folder), adapts it
+(`adaptation.targets`), trains on the Alpaca prompts of `commonsense_170k.json` cut to `cutoff_len` tokens (a random
+fraction f of the records for epochs / f epochs in a sample-efficiency sweep; the merged file has no per-task
+labels, so the subsample is uniform), then answers every test question of each task with beam search (4 beams, 32
+new tokens) and scores the first answer word of each response by exact match. Adapters of our methods are merged
+into the weights before generation, which changes nothing but the speed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from common import runs
+from common.adapters import METHODS, merge_adapters
+from common.config import ConfigError, cli_config
+from common.data import commonsense
+from common.data.sampling import per_class_subset
+from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.training.loop import Optimization, fit, total_steps
+
+EXPERIMENT = "commonsense"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _default_optimization() -> Optimization:  # RepLoRA Table 8 (r = 32) / HyRA App. C.1
+    return Optimization(
+        epochs=3, batch_size=32, micro_batch_size=4, learning_rate=1e-4, weight_decay=0.0, warmup_steps=100,
+        scheduler="linear",
+    )  # fmt: skip
+
+
+@dataclass
+class Config:
+    results_dir: str = "results/commonsense"
+    model: str = "yahma/llama-7b-hf"  # a hub name or a local folder with config.json
+    data_root: str = ""  # holds `train_file` and <task>/test.json
+    train_file: str = "commonsense_170k.json"
+    tasks: list[str] = field(default_factory=list)  # empty: all eight
+    methods: list[str] = field(default_factory=lambda: ["lora"])
+    fractions: list[float] = field(default_factory=lambda: [1.0])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    adaptation: Adaptation = field(
+        default_factory=lambda: Adaptation(targets=["q", "k", "v", "up", "down"], rank=32, alpha=64, dropout=0.05)
+    )
+    optimization: Optimization = field(default_factory=_default_optimization)
+    cutoff_len: int = 256
+    train_on_inputs: bool = True
+    eval_batch_size: int = 4
+    max_eval_examples: int = 0  # per task; 0: every test question
+    dtype: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU
+    device: str = "auto"
+    checkpoint_every: int = 200
+
+    def validate(self) -> None:
+        unknown = [t for t in self.tasks if t not in commonsense.TASKS]
+        if unknown or len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError.invalid("tasks", self.tasks, f"distinct tasks among {', '.join(commonsense.TASKS)}")
+        check_methods(self.methods)
+        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError.invalid("fractions", self.fractions, "fractions of the training records in (0, 1]")
+        if not self.seeds:
+            raise ConfigError.invalid("seeds", self.seeds, "at least one seed")
+        for name in ("cutoff_len", "eval_batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise ConfigError.invalid("dtype", self.dtype, f"auto or one of {', '.join(DTYPES)}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError.invalid("device", self.device, "auto, cpu or cuda[:index]")
+        if Path(self.model).exists() and not (Path(self.model) / "config.json").is_file():
+            raise ConfigError.invalid("model", self.model, "a hub name or a local model folder with config.json")
+
+    def task_names(self) -> list[str]:
+        return self.tasks or list(commonsense.TASKS)
+
+
+@dataclass(frozen=True)
+class Point:
+    method: str
+    fraction: float
+    seed: int
+
+
+def sweep(cfg: Config) -> list[Point]:
+    return [Point(m, f, s) for f in cfg.fractions for s in cfg.seeds for m in cfg.methods]
+
+
+def point_record(cfg: Config, point: Point) -> dict:
+    record = asdict(cfg)
+    for name in ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every"):
+        del record[name]  # where and how the run is carried out, not what it computes
+    record["data_root"] = str(Path(cfg.data_root).absolute())
+    record["tasks"] = cfg.task_names()
+    return {**asdict(point), **record}
+
+
+def point_dir(cfg: Config, point: Point) -> Path:
+    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
+
+
+def is_done(cfg: Config, point: Point) -> bool:
+    return runs.is_done(point_dir(cfg, point))
+
+
+def check_inputs(cfg: Config) -> dict[str, list[dict[str, str]]]:
+    """Read the training file and every task's test file (keys, answers): bad data fails before any training.
+    Returns {"train": records, <task>: records}."""
+    if not cfg.data_root:
+        raise ConfigError.invalid("data_root", "", "the folder holding the commonsense training and test files")
+    root = Path(cfg.data_root)
+    if not root.is_dir():
+        raise ConfigError.invalid("data_root", cfg.data_root, "an existing folder")
+    data = {"train": commonsense.load_train(root / cfg.train_file)}
+    for task in cfg.task_names():
+        data[task] = commonsense.load_test(root, task)
+    return data
+
+
+def _device(cfg: Config) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _dtype(cfg: Config, device: torch.device) -> torch.dtype:
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[cfg.dtype]
+
+
+def load_model(cfg: Config, device: torch.device):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token_id = 0  # LLM-Adapters: LLaMA's <unk>
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=_dtype(cfg, device)).to(device)
+    return model, tokenizer
+
+
+class Features(torch.utils.data.Dataset):
+    def __init__(self, features: list[dict[str, list[int]]], pad_token_id: int, device: torch.device):
+        self.features, self.pad, self.device = features, pad_token_id, device
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return self.features[index]
+
+    def collate(self, items: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        """Right-padded input ids, attention mask and labels (-100 on padding), on the device."""
+        width = max(len(item["input_ids"]) for item in items)
+        batch = {}
+        for key, pad in (("input_ids", self.pad), ("attention_mask", 0), ("labels", -100)):
+            rows = [item[key] + [pad] * (width - len(item[key])) for item in items]
+            batch[key] = torch.tensor(rows, device=self.device)
+        return batch
+
+
+def _loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(**batch).loss
+
+
+@torch.no_grad()
+def generate(model: nn.Module, tokenizer, records: list[dict[str, str]], batch_size: int) -> list[str]:
+    """The decoded responses of ``model`` to the prompts of ``records`` (left-padded batches, beam search)."""
+    model.eval()
+    tokenizer.padding_side = "left"
+    out = []
+    device = next(model.parameters()).device
+    for first in range(0, len(records), batch_size):
+        prompts = [commonsense.prompt(r, with_output=False) for r in records[first : first + batch_size]]
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+        generated = model.generate(
+            **inputs,
+            **commonsense.generation_config(),
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        out += tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return out
+
+
+def run_point(cfg: Config, point: Point) -> Path:
+    path = point_dir(cfg, point)
+    if runs.is_done(path):
+        return path
+    started = time.perf_counter()
+    data = check_inputs(cfg)
+    device = _device(cfg)
+    keep = per_class_subset([0] * len(data["train"]), point.fraction, point.seed)  # one class: a uniform draw
+    records = [record for record, kept in zip(data["train"], keep, strict=True) if kept]
+    torch.manual_seed(point.seed)
+    model, tokenizer = load_model(cfg, device)
+    features = [commonsense.tokenize_for_training(r, tokenizer, cfg.cutoff_len, cfg.train_on_inputs) for r in records]
+    train = Features(features, tokenizer.pad_token_id, device)
+    # Adapter parameters are made in float32 (peft's too) whatever the backbone's precision, on the CPU: move them.
+    model = adapt(model, point.method, cfg.adaptation).to(device)
+    counts = trainable(model)
+    steps = total_steps(len(train), cfg.optimization, point.fraction)
+    losses = fit(model, train, train.collate, _loss, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every)
+    if point.method in METHODS:
+        merge_adapters(model)
+    results, arrays = {}, {"losses": np.asarray(losses)}
+    for task in cfg.task_names():
+        test = data[task][: cfg.max_eval_examples or None]
+        responses = generate(model, tokenizer, test, cfg.eval_batch_size)
+        answers = [r["answer"] for r in test]
+        results[task] = 100.0 * commonsense.accuracy(task, responses, answers)
+        extracted = [commonsense.extract_answer(task, text) for text in responses]
+        arrays[f"correct_{task}"] = np.array([e == a for e, a in zip(extracted, answers, strict=True)])
+        runs.append_log(path, {"task": task, "accuracy": results[task], "examples": len(test)})
+    results = {
+        "accuracy": results,
+        "average": float(np.mean(list(results.values()))),
+        "train_examples": len(train),
+        "steps": steps,
+        "final_loss": float(np.mean(losses[-10:])),
+        "seconds": time.perf_counter() - started,
+        **counts,
+    }
+    runs.write_run(path, point_record(cfg, point), results, arrays, point.seed, str(device))
+    (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
+    return path
+
+
+def main(cfg: Config) -> None:
+    check_inputs(cfg)
+    points = sweep(cfg)
+    for i, point in enumerate(points, start=1):
+        done = is_done(cfg, point)
+        path = run_point(cfg, point)
+        if not done:
+            average = runs.read_run(path)["results"]["average"]
+            print(f"[{i}/{len(points)}] {point}: average accuracy {average:.2f}% ({path})")
+
+
+if __name__ == "__main__":
+    main(cli_config(Config, description=__doc__))

@@ -1,0 +1,290 @@
+"""Tables and figures of the fine-tuning experiments: our finished runs beside the papers' printed numbers.
+
+Figure and table scripts only read: `collect` gathers the finished runs of an experiment, `paper_table` puts them
+next to one printed table (cell by cell, every cell we have not run marked), `sample_efficiency` draws accuracy
+against the training fraction. Our accuracy of a (method, dataset, fraction) is the mean over seeds of the best
+learning-rate x weight-decay point of the grid (the papers tune both by grid search; like them we select on the
+reported split, which a stricter protocol would replace by the validation split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from common import runs
+from common.adapters.accounting import ppt
+from common.data.commonsense import TASKS
+from common.plotting import save_figure, use_house_style, write_table
+
+NOT_RUN = "not run"
+NOT_IMPLEMENTED = "n/i"  # a baseline of the paper this repository does not implement (e.g. Adapter)
+
+# our dataset keys -> the names the papers' tables print
+DATASET_NAMES = {
+    "cifar": "CIFAR100", "caltech101": "Caltech101", "dtd": "DTD", "oxford_flowers102": "Flower102",
+    "oxford_iiit_pet": "Pets", "svhn": "SVHN", "sun397": "Sun397", "patch_camelyon": "Camelyon",
+    "eurosat": "EuroSAT", "resisc45": "Resisc45", "diabetic_retinopathy": "Retinopathy",
+    "clevr_count": "Clevr-Count", "clevr_dist": "Clevr-Dist", "dmlab": "DMLab", "kitti": "KITTI",
+    "dsprites_loc": "dSpr-Loc", "dsprites_ori": "dSpr-Ori", "smallnorb_azi": "sNORB-Azim", "smallnorb_ele": "sNORB-Ele",
+    "cub": "CUB-200-2011", "nabirds": "NABirds", "oxford_flowers": "Oxford Flowers", "stanford_dogs": "Stanford Dogs",
+    "stanford_cars": "Stanford Cars",
+    **TASKS,
+}  # fmt: skip
+# our method keys -> the papers' row names
+METHOD_NAMES = {
+    "full": "FFT", "lora": "LoRA", "replora": "RepLoRA", "replora_linear": "RepLoRA (Linear)", "hyra": "HyRA",
+    "dora": "DoRA", "vera": "VeRA", "prefix": "Prefix", "peft_lora": "LoRA (peft)",
+}  # fmt: skip
+
+
+def collect(results_dir: str | Path, experiment: str) -> pd.DataFrame:
+    """One row per finished run of `experiment` under `results_dir`: its point, accuracy, trainable share, time."""
+    rows = []
+    for path in sorted(Path(results_dir, experiment).glob("*")):
+        if not runs.is_done(path):
+            continue
+        run = runs.read_run(path)
+        config, results = run["config"], run["results"]
+        base = {
+            "run": path.name,
+            "method": config["method"],
+            "fraction": config["fraction"],
+            "seed": config["seed"],
+            "learning_rate": config.get("learning_rate", config.get("optimization", {}).get("learning_rate")),
+            "weight_decay": config.get("weight_decay", config.get("optimization", {}).get("weight_decay")),
+            "model": config.get("model", ""),
+            "targets": ",".join(config.get("adaptation", {}).get("targets", [])),
+            "trainable_pct": results.get("trainable_pct"),
+            "trainable_params": results.get("trainable_params"),
+            "seconds": results.get("seconds"),
+        }
+        accuracy = results["accuracy"]
+        if isinstance(accuracy, dict):  # commonsense: one accuracy per task
+            rows += [{**base, "dataset": task, "accuracy": value} for task, value in accuracy.items()]
+        else:
+            rows.append({**base, "dataset": config.get("task", "all"), "accuracy": accuracy})
+    return pd.DataFrame(rows)
+
+
+def best_of_grid(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per `keys` group: the learning rate / weight decay with the best mean accuracy over seeds, and its mean,
+    standard deviation and number of seeds."""
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, "accuracy", "std", "seeds", "trainable_pct", "trainable_params"])
+    per_setting = (
+        df.groupby([*keys, "learning_rate", "weight_decay"], dropna=False)
+        .agg(
+            accuracy=("accuracy", "mean"),
+            std=("accuracy", "std"),
+            seeds=("seed", "nunique"),
+            trainable_pct=("trainable_pct", "mean"),
+            trainable_params=("trainable_params", "mean"),
+        )
+        .reset_index()
+    )
+    best = per_setting.loc[per_setting.groupby(keys, dropna=False)["accuracy"].idxmax()]
+    return best.reset_index(drop=True)
+
+
+@dataclass
+class PaperTable:
+    """One printed table and which of our runs fill it."""
+
+    name: str  # output stem
+    paper_csv: Path
+    rows: dict[str, str | None]  # the paper's method name -> our method key (None: not implemented here)
+    datasets: list[str]  # our dataset keys, in the table's column order
+    filters: dict[str, str] = field(default_factory=dict)  # paper CSV column -> value (e.g. model=LLaMA-7B)
+    fraction: float = 1.0
+    model_contains: str = ""  # our runs' model name must contain this (e.g. "7b")
+    targets: str = ""  # our runs' adapter targets must be these (e.g. "q,v,up,down"); empty: any
+
+
+def paper_table(ours: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
+    """Long table, one row per (method, dataset incl. AVG): the paper's value, ours (or NOT_RUN / NOT_IMPLEMENTED)."""
+    paper = pd.read_csv(table.paper_csv, dtype=str)
+    for column, value in table.filters.items():
+        paper = paper[paper[column] == value]
+    paper = paper[paper["metric"] == "acc"] if "metric" in paper else paper
+    if not ours.empty:
+        ours = ours[(ours["fraction"] == table.fraction) & ours["model"].str.lower().str.contains(table.model_contains)]
+        if table.targets:
+            ours = ours[ours["targets"] == table.targets]
+    best = best_of_grid(ours, ["method", "dataset"])
+    names = [DATASET_NAMES[d] for d in table.datasets]
+    out = []
+    for paper_method, method in table.rows.items():
+        printed = paper[paper["method"] == paper_method]
+        mine = best[best["method"] == method] if method else best.iloc[0:0]
+        values = {}
+        for key, name in zip([*table.datasets, "AVG"], [*names, "AVG"], strict=True):
+            cell = printed[printed["dataset"].str.replace(" -", "-") == name]["value"]
+            if key == "AVG":
+                ran = mine[mine["dataset"].isin(table.datasets)]
+                ours_value = ran["accuracy"].mean() if len(ran) == len(table.datasets) else np.nan
+                std = np.nan
+            else:
+                ran = mine[mine["dataset"] == key]
+                ours_value = ran["accuracy"].iloc[0] if len(ran) else np.nan
+                std = ran["std"].iloc[0] if len(ran) else np.nan
+            values[name] = (cell.iloc[0] if len(cell) else "", ours_value, std)
+        share = mine["trainable_pct"].mean() if len(mine) else np.nan
+        params = mine["trainable_params"].mean() if len(mine) else np.nan
+        for name, (printed_value, value, std) in values.items():
+            if method is None:
+                ours_text = NOT_IMPLEMENTED
+            elif np.isnan(value):
+                ours_text = NOT_RUN
+            else:
+                ours_text = f"{value:.1f}" + (f" ± {std:.1f}" if not np.isnan(std) else "")
+            out.append(
+                {
+                    "method": paper_method,
+                    "ours_method": method or "",
+                    "dataset": name,
+                    "paper": printed_value,
+                    "ours": ours_text,
+                    "ours_trainable_pct": share,
+                    "ours_ppt": np.nan if np.isnan(value) or np.isnan(params) else ppt(value, params),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def wide(long: pd.DataFrame) -> pd.DataFrame:
+    """Two rows per method (paper, ours), one column per dataset: the markdown view of `paper_table`."""
+    rows = []
+    for method, group in long.groupby("method", sort=False):
+        for source in ("paper", "ours"):
+            row = {"method": f"{method} ({source})"}
+            row.update(dict(zip(group["dataset"], group[source].fillna(""), strict=True)))
+            if source == "ours":
+                share = group["ours_trainable_pct"].iloc[0]
+                row["params %"] = "" if np.isnan(share) else f"{share:.2f}"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_paper_table(ours: pd.DataFrame, table: PaperTable, out_dir: str | Path) -> pd.DataFrame:
+    long = paper_table(ours, table)
+    write_table(long, Path(out_dir) / f"{table.name}_long")
+    write_table(wide(long), Path(out_dir) / table.name)
+    return long
+
+
+def sample_efficiency(ours: pd.DataFrame, methods: list[str], datasets: list[str]) -> pd.DataFrame:
+    """Mean ± std over seeds of accuracy per (method, dataset, fraction), best grid point each; averaged over
+    `datasets` as dataset "AVG" where every one of them ran."""
+    best = best_of_grid(
+        ours[ours["method"].isin(methods) & ours["dataset"].isin(datasets)], ["method", "dataset", "fraction"]
+    )
+    rows = [best]
+    for (method, fraction), group in best.groupby(["method", "fraction"]):
+        if set(group["dataset"]) == set(datasets) and len(datasets) > 1:
+            average = {"method": method, "dataset": "AVG", "fraction": fraction}
+            average |= {"accuracy": group["accuracy"].mean(), "seeds": group["seeds"].min()}
+            rows.append(pd.DataFrame([average]))
+    return pd.concat(rows, ignore_index=True)
+
+
+def plot_sample_efficiency(table: pd.DataFrame, dataset: str, path_stem: str | Path, title: str) -> list[Path]:
+    """Accuracy (mean ± std over seeds) against the training fraction, one line per method."""
+    use_house_style()
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    for method, group in table[table["dataset"] == dataset].groupby("method", sort=False):
+        group = group.sort_values("fraction")
+        ax.errorbar(
+            100 * group["fraction"], group["accuracy"], yerr=group["std"].fillna(0), marker="o", capsize=3,
+            label=METHOD_NAMES.get(method, method),
+        )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("training fraction f (%)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.legend()
+    paths = save_figure(fig, path_stem)
+    plt.close(fig)
+    return paths
+
+
+def sample_efficiency_beside_paper(
+    ours: pd.DataFrame, paper_csv: Path, methods: list[str], datasets: list[str]
+) -> pd.DataFrame:
+    """Long table of (method, dataset incl. AVG, fraction): the printed accuracy and ours (mean ± std over seeds)."""
+    paper = pd.read_csv(paper_csv, dtype=str)
+    dataset_keys = {name: key for key, name in DATASET_NAMES.items()} | {"AVG": "AVG"}
+    mine = sample_efficiency(ours, methods, datasets) if not ours.empty else pd.DataFrame()
+    rows = []
+    for method in methods:
+        for fraction in sorted(paper["fraction"].astype(float).unique()):
+            for dataset in [*datasets, "AVG"]:
+                printed = paper[
+                    (paper["method"] == METHOD_NAMES[method])
+                    & (paper["fraction"].astype(float) == fraction)
+                    & (paper["dataset"].map(lambda d: dataset_keys.get(d.replace(" -", "-"))) == dataset)
+                ]["value"]
+                cell = (
+                    mine[(mine["method"] == method) & (mine["dataset"] == dataset) & (mine["fraction"] == fraction)]
+                    if len(mine)
+                    else mine
+                )
+                rows.append(
+                    {
+                        "method": METHOD_NAMES[method],
+                        "dataset": DATASET_NAMES.get(dataset, dataset),
+                        "fraction": fraction,
+                        "paper": printed.iloc[0] if len(printed) else "",
+                        "ours": NOT_RUN if cell.empty else f"{cell['accuracy'].iloc[0]:.1f}",
+                        "ours_accuracy": np.nan if cell.empty else cell["accuracy"].iloc[0],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def write_sample_efficiency(
+    ours: pd.DataFrame, paper_csv: Path, methods: list[str], datasets: list[str], path_stem: Path, title: str
+) -> pd.DataFrame:
+    """The sample-efficiency table beside the paper's and its figure: the average over `datasets` per fraction,
+    the paper's printed lines dashed, ours solid where every dataset ran."""
+    long = sample_efficiency_beside_paper(ours, paper_csv, methods, datasets)
+    write_table(long.drop(columns="ours_accuracy"), path_stem)
+    use_house_style()
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    average = long[long["dataset"] == "AVG"]
+    for i, (method, group) in enumerate(average.groupby("method", sort=False)):
+        colour = f"C{i}"
+        printed = group[group["paper"] != ""]
+        ax.plot(100 * printed["fraction"], printed["paper"].astype(float), "--", color=colour, marker="s",
+                label=f"{method} (paper)")  # fmt: skip
+        ran = group.dropna(subset=["ours_accuracy"])
+        if len(ran):
+            ax.plot(
+                100 * ran["fraction"], ran["ours_accuracy"], "-", color=colour, marker="o", label=f"{method} (ours)"
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("training fraction f (%)")
+    ax.set_ylabel("mean top-1 accuracy (%)")
+    ax.set_title(title if len(average.dropna(subset=["ours_accuracy"])) else f"{title} (ours: not run)")
+    ax.legend(fontsize=7)
+    save_figure(fig, path_stem)
+    plt.close(fig)
+    return long
+
+
+def text_classification_table(ours: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy (mean ± std over seeds) per method and training fraction, with trainable parameters and CPU time."""
+    rows = []
+    for method, group in ours.groupby("method", sort=False):
+        row = {"method": METHOD_NAMES.get(method, method)}
+        for fraction, cell in group.groupby("fraction"):
+            row[f"f = {100 * fraction:g}%"] = f"{cell['accuracy'].mean():.1f} ± {cell['accuracy'].std():.1f}"
+        row["seeds"] = int(group.groupby("fraction")["seed"].nunique().min())
+        row["adapter + head params"] = int(group["trainable_params"].iloc[0])
+        row["CPU minutes"] = round(group["seconds"].sum() / 60, 1)
+        rows.append(row)
+    return pd.DataFrame(rows)

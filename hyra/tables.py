@@ -1,0 +1,80 @@
+"""HyRA's fine-tuning tables and sample-efficiency figure from saved runs, beside the printed numbers.
+
+    python -m hyra.tables [results_dir=results] [text_results_dir=records/replora] [out_dir=results/hyra/tables]
+
+Reads the runs of `hyra.vision` (`<results_dir>/vision`), `hyra.commonsense` (`<results_dir>/commonsense`) and the
+CPU-scale text classification (`<text_results_dir>/text_classification`, by default the records committed under
+records/replora, whose sweep includes HyRA) and writes, as csv + markdown: Table 4 (VTAB-1K per dataset), Table 2
+(FGVC), Table 3 (commonsense, LLaMA-7B and 13B), Table 5 (LLaMA-13B with Q, V, up and down adapted), Figure 2
+(commonsense sample efficiency, ours only: the paper prints no numbers for it) and the text-classification table
+and figure. Every cell shows the paper's value and ours; a cell we have not run says "not run", a baseline this
+repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.config import cli_config
+from common.data.commonsense import TASKS
+from common.data.vision import FGVC_DATASETS, VTAB_TASKS
+from common.finetune import report
+from common.finetune.report import PaperTable
+from common.plotting import write_table
+
+PAPER = Path(__file__).parent / "paper_results"
+VTAB, FGVC, COMMONSENSE = list(VTAB_TASKS), list(FGVC_DATASETS), list(TASKS)
+VISION_ROWS = {"FFT": "full", "LoRA": "lora", "DoRA": "dora", "VeRA": "vera", "Adapter": None, "Prefix": None}
+VISION_ROWS["HyRA"] = "hyra"
+LLAMA_ROWS = {"LoRA": "lora", "DoRA": "dora", "Prefix": "prefix", "Adapter": None, "HyRA": "hyra"}
+
+TABLES = {
+    "vision": [
+        PaperTable("table04_vtab1k_per_dataset", PAPER / "table04_vtab1k_per_dataset.csv", VISION_ROWS, VTAB),
+        PaperTable("table02_fgvc", PAPER / "table02_fgvc.csv", VISION_ROWS, FGVC),
+    ],
+    "commonsense": [
+        PaperTable(f"table03_commonsense_{size}", PAPER / "table03_commonsense_llama.csv", LLAMA_ROWS, COMMONSENSE,
+                   {"model": f"LLaMA-{size.upper()}"}, model_contains=size, targets="q,v")
+        for size in ("7b", "13b")
+    ] + [
+        PaperTable("table05_ablation_q_v_up_down_13b", PAPER / "table05_ablation_q_v_up_down_llama13b.csv",
+                   {"LoRA": "lora", "DoRA": "dora", "HyRA": "hyra"}, COMMONSENSE, model_contains="13b",
+                   targets="q,v,up,down"),
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class TablesConfig:
+    results_dir: str = "results"
+    text_results_dir: str = "records/replora"
+    out_dir: str = "results/hyra/tables"
+
+
+def main(cfg: TablesConfig) -> None:
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for experiment, tables in TABLES.items():
+        ours = report.collect(cfg.results_dir, experiment)
+        for table in tables:
+            long = report.write_paper_table(ours, table, out)
+            ran = (~long["ours"].isin([report.NOT_RUN, report.NOT_IMPLEMENTED])).sum()
+            print(f"{table.name}: {ran} of {len(long)} cells run")
+    commonsense = report.collect(cfg.results_dir, "commonsense")
+    if not commonsense.empty:
+        curves = report.sample_efficiency(commonsense, ["lora", "hyra"], COMMONSENSE)
+        write_table(curves, out / "figure2_sample_efficiency_commonsense")
+        report.plot_sample_efficiency(curves, "AVG", out / "figure2_sample_efficiency_commonsense", "HyRA Figure 2")
+    text = report.collect(cfg.text_results_dir, "text_classification")
+    if not text.empty:
+        text = text[text["method"].isin(["lora", "hyra"])]
+        write_table(report.text_classification_table(text), out / "text_classification_minilm")
+        curves = report.sample_efficiency(text, ["lora", "hyra"], ["all"])
+        report.plot_sample_efficiency(curves, "all", out / "text_classification_minilm", "MiniLM, WordNet supersenses")
+    print(f"tables and figures in {out}")
+
+
+if __name__ == "__main__":
+    main(cli_config(TablesConfig, description=__doc__))

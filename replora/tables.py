@@ -1,0 +1,90 @@
+"""RepLoRA's fine-tuning tables and sample-efficiency figure from saved runs, beside the printed numbers.
+
+    python -m replora.tables [results_dir=results] [text_results_dir=records/replora] [out_dir=results/replora/tables]
+
+Reads the runs of `replora.vision` (`<results_dir>/vision`), `replora.commonsense` (`<results_dir>/commonsense`) and
+`replora.text_classification` (`<text_results_dir>/text_classification`; by default the CPU-scale records committed
+in this repository) and writes, as csv + markdown: Table 3 (VTAB-1K), Table 2 (FGVC), Table 1 (commonsense,
+LLaMA-7B and 13B), Tables 11, 12 and 14 (linear vs non-linear), Table 10 and Figure 2 (FGVC sample efficiency),
+and the CPU-scale text-classification table and figure. Every cell shows the paper's value and ours; a cell we have
+not run says "not run", a baseline this repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.config import cli_config
+from common.data.commonsense import TASKS
+from common.data.vision import FGVC_DATASETS, VTAB_TASKS
+from common.finetune import report
+from common.finetune.report import PaperTable
+from common.plotting import write_table
+
+PAPER = Path(__file__).parent / "paper_results"
+VTAB, FGVC, COMMONSENSE = list(VTAB_TASKS), list(FGVC_DATASETS), list(TASKS)
+VISION_ROWS = {"FFT": "full", "LoRA": "lora", "Adapter": None, "Prefix": None, "RepLoRA": "replora"}
+LINEAR_ROWS = {"LoRA": "lora", "RepLoRA (Linear)": "replora_linear", "RepLoRA (Non-linear)": "replora"}
+LLAMA_ROWS = {"LoRA": "lora", "Prefix": "prefix", "Adapter": None, "RepLoRA": "replora"}
+
+TABLES = {
+    "vision": [
+        PaperTable("table03_vtab1k", PAPER / "table03_vtab1k.csv", VISION_ROWS, VTAB),
+        PaperTable("table02_fgvc", PAPER / "table02_fgvc.csv", VISION_ROWS, FGVC),
+        PaperTable("table11_linear_vs_nonlinear_vtab1k", PAPER / "table11_linear_vs_nonlinear_vtab1k.csv",
+                   LINEAR_ROWS, VTAB),
+        PaperTable("table12_linear_vs_nonlinear_fgvc", PAPER / "table12_linear_vs_nonlinear_fgvc.csv",
+                   LINEAR_ROWS, FGVC),
+    ],
+    "commonsense": [
+        PaperTable(f"table01_commonsense_{size}", PAPER / "table01_commonsense_llama.csv", LLAMA_ROWS, COMMONSENSE,
+                   {"model": f"LLaMA-{size.upper()}"}, model_contains=size)
+        for size in ("7b", "13b")
+    ] + [
+        PaperTable(f"table14_linear_vs_nonlinear_commonsense_{size}",
+                   PAPER / "table14_linear_vs_nonlinear_commonsense.csv", LINEAR_ROWS, COMMONSENSE,
+                   {"model": f"LLaMA-{size.upper()}"}, model_contains=size)
+        for size in ("7b", "13b")
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class TablesConfig:
+    results_dir: str = "results"
+    text_results_dir: str = "records/replora"
+    out_dir: str = "results/replora/tables"
+
+
+def text_classification(text_results_dir: str, out_dir: Path) -> None:
+    """The CPU-scale reproduction: accuracy (mean ± std over seeds) per method and fraction, and its figure."""
+    ours = report.collect(text_results_dir, "text_classification")
+    if ours.empty:
+        print(f"text classification: no finished runs under {text_results_dir}/text_classification")
+        return
+    write_table(report.text_classification_table(ours), out_dir / "text_classification_minilm")
+    curves = report.sample_efficiency(ours, list(report.METHOD_NAMES), ["all"])
+    report.plot_sample_efficiency(curves, "all", out_dir / "text_classification_minilm", "MiniLM, WordNet supersenses")
+
+
+def main(cfg: TablesConfig) -> None:
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for experiment, tables in TABLES.items():
+        ours = report.collect(cfg.results_dir, experiment)
+        for table in tables:
+            long = report.write_paper_table(ours, table, out)
+            ran = (~long["ours"].isin([report.NOT_RUN, report.NOT_IMPLEMENTED])).sum()
+            print(f"{table.name}: {ran} of {len(long)} cells run")
+    vision = report.collect(cfg.results_dir, "vision")
+    report.write_sample_efficiency(
+        vision, PAPER / "table10_sample_efficiency_fgvc.csv", ["lora", "replora"], FGVC,
+        out / "table10_sample_efficiency_fgvc", "RepLoRA Figure 2: FGVC",
+    )  # fmt: skip
+    text_classification(cfg.text_results_dir, out)
+    print(f"tables and figures in {out}")
+
+
+if __name__ == "__main__":
+    main(cli_config(TablesConfig, description=__doc__))
