@@ -81,11 +81,12 @@ class ClusterProfile:
     qos: str | None = None
     constraint: str | None = None
     array_parallelism: int = 64  # jobs of an array that run at the same time
+    max_array_size: int = 1000  # the most jobs in one array (SLURM's MaxArraySize - 1); more are split into arrays
     setup: list[str] = field(default_factory=list)  # shell lines run before each job, e.g. activating an env
 
     def validate(self) -> None:
         self.default_resources().validate()
-        for name in ("array_parallelism", "signal_delay_s"):
+        for name in ("array_parallelism", "signal_delay_s", "max_array_size"):
             if getattr(self, name) < 1:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
         if self.max_gpus_per_node is not None and self.max_gpus_per_node < self.gpus_per_node:
@@ -240,6 +241,17 @@ def check_resources(launches: list[Launch], cluster: str, profile: ClusterProfil
             )
 
 
+def check_inputs(launches: list[Launch]) -> None:
+    """Each module's own check of its input data (``check_inputs(cfg)``, optional), last since it reads files."""
+    for launch in launches:
+        check = getattr(launch.module, "check_inputs", None)
+        try:
+            if check is not None:
+                check(launch.cfg)
+        except ConfigError as error:
+            raise ConfigError(f"experiment '{launch.name}': {error}") from None
+
+
 def prepare(args: argparse.Namespace) -> list[Launch]:
     """Every launch the command line asks for, its config loaded and validated and its pending points found."""
     if args.paper is None:
@@ -328,31 +340,39 @@ def wait_for_slurm(job_ids: list[str]) -> None:
         time.sleep(WAIT_POLL_S)
 
 
-def submit_array(
+def submit_arrays(
     launch: Launch, cluster: str, profile: ClusterProfile, job_of_run_dir: dict[str, str]
-) -> jobs.Submission:
-    """Submit the pending points of `launch` to SLURM as one job array and record it (shared points included)."""
-    record = jobs.Submission(
-        experiment=launch.name,
-        module=launch.module.__name__,
-        config_file=launch.config_file and str(Path(launch.config_file).absolute()),
-        overrides=launch.overrides,
-        cluster=cluster,
-        log_dir=str(launch.log_dir.absolute()),
-        cwd=str(Path.cwd()),
-    )
-    if launch.pending:
-        executor = build_executor(cluster, launch, profile)
-        array = executor.map_array(PointJob(launch.module.__name__), [launch.cfg] * len(launch.pending), launch.pending)
-        for job, point in zip(array, launch.pending, strict=True):
-            record.jobs[job.job_id] = repr(point)
-            if repr(point) in launch.run_dirs:
-                job_of_run_dir[launch.run_dirs[repr(point)]] = job.job_id
-        print(f"submitted {len(array)} jobs as array {record.array_id}; logs in {launch.log_dir}")
+) -> list[jobs.Submission]:
+    """Submit the pending points of `launch` to SLURM as job arrays of at most `max_array_size` jobs, and record
+    each (the points that an earlier launch computes go into the first record)."""
+    chunks = [
+        launch.pending[i : i + profile.max_array_size] for i in range(0, len(launch.pending), profile.max_array_size)
+    ]
+    records = []
+    for chunk in chunks or [[]]:
+        record = jobs.Submission(
+            experiment=launch.name,
+            module=launch.module.__name__,
+            config_file=launch.config_file and str(Path(launch.config_file).absolute()),
+            overrides=launch.overrides,
+            cluster=cluster,
+            log_dir=str(launch.log_dir.absolute()),
+            cwd=str(Path.cwd()),
+        )
+        if chunk:
+            executor = build_executor(cluster, launch, profile)
+            array = executor.map_array(PointJob(launch.module.__name__), [launch.cfg] * len(chunk), chunk)
+            for job, point in zip(array, chunk, strict=True):
+                record.jobs[job.job_id] = repr(point)
+                if repr(point) in launch.run_dirs:
+                    job_of_run_dir[launch.run_dirs[repr(point)]] = job.job_id
+            print(f"submitted {len(array)} jobs as array {record.array_id}; logs in {launch.log_dir}")
+        records.append(record)
     for point in launch.shared:
-        record.jobs[job_of_run_dir[launch.run_dirs[repr(point)]]] = repr(point)
-    record.write()
-    return record
+        records[0].jobs[job_of_run_dir[launch.run_dirs[repr(point)]]] = repr(point)
+    for record in records:
+        record.write()
+    return records
 
 
 def run_here(launch: Launch, cluster: str, args: argparse.Namespace) -> int:
@@ -403,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = args.cluster or default_cluster()
         profile = load_profile(cluster)
         check_resources(launches, cluster, profile, args.dry_run)
+        check_inputs(launches)
     except (SubmitError, ConfigError) as error:
         print(f"slurm.submit: error: {error}", file=sys.stderr)
         return 2
@@ -422,12 +443,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  pending {point}")
             if profile is not None and launch.pending:
                 parameters = profile.sbatch_parameters(launch.job_resources(profile), launch.name)
-                print(f"sbatch script:\n{sbatch_script(parameters, launch.log_dir, len(launch.pending))}")
+                size = min(len(launch.pending), profile.max_array_size)
+                arrays = -(-len(launch.pending) // profile.max_array_size)
+                print(f"submitted as {arrays} job array(s) of at most {profile.max_array_size} jobs")
+                print(f"sbatch script of the first:\n{sbatch_script(parameters, launch.log_dir, size)}")
         elif profile is None:
             failed += run_here(launch, cluster, args) if launch.pending else 0
         elif launch.pending or launch.shared:
             try:
-                submitted.append((launch, submit_array(launch, cluster, profile, job_of_run_dir)))
+                for record in submit_arrays(launch, cluster, profile, job_of_run_dir):
+                    submitted.append((launch, record))
             except submitit.core.utils.FailedSubmissionError as error:
                 print(f"slurm.submit: error: {launch.name}: {error}", file=sys.stderr)
                 return 2

@@ -29,11 +29,12 @@ def _image(path: Path, colour: tuple[int, int, int]) -> str:
 
 
 def write_vtab(root: Path, tasks=("cifar",), per_class: int = 4) -> Path:
-    """`root/<task>/{train800,val200,train800val200,test}.txt` + images: 3 classes of `per_class` solid-colour JPEGs."""
+    """`root/<task>/{train800,val200,train800val200,test}.txt` + images: 3 classes (2 where the task has 2) of
+    `per_class` solid-colour JPEGs each."""
     for task in tasks:
         folder = root / task
         lines = []
-        for label, colour in enumerate(COLOURS):
+        for label, colour in enumerate(COLOURS[: VTAB_TASKS[task]]):  # patch_camelyon has 2 classes
             for i in range(per_class):
                 _image(folder / "images" / f"{label}_{i}.jpg", colour)
                 lines.append(f"images/{label}_{i}.jpg {label}\n")

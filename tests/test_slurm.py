@@ -162,6 +162,31 @@ def test_slurm_executor_gets_the_profile_parameters(tmp_path, profiles, monkeypa
         assert line in sbatch
 
 
+def test_more_points_than_an_array_may_hold_go_into_several_arrays(tmp_path, profiles, monkeypatch):
+    (profiles / "small.yaml").write_text("partition: gpu\nmax_array_size: 2\n")
+    submitted = []
+
+    class FakeJob:
+        def __init__(self, job_id):
+            self.job_id = job_id
+
+    class FakeExecutor:
+        def map_array(self, fn, cfgs, points):
+            first = 100 * (len(submitted) + 1)
+            submitted.append(list(points))
+            return [FakeJob(f"{first}_{i}") for i in range(len(points))]
+
+    monkeypatch.setattr(submit, "build_executor", lambda *args: FakeExecutor())
+    cfg = toy_experiment.Config(results_dir=str(tmp_path))
+    launch = submit.Launch("toy", toy_experiment, cfg, None, [], None, pending=toy_experiment.sweep(cfg))
+    records = submit.submit_arrays(launch, "small", submit.load_profile("small"), {})
+    assert [len(points) for points in submitted] == [2, 1] and [r.array_id for r in records] == ["100", "200"]
+    assert sorted(p.name for p in (tmp_path / "slurm_logs" / "submissions").iterdir()) == [
+        "100-toy.json",
+        "200-toy.json",
+    ]
+
+
 def test_the_shipped_profiles_are_valid():
     example, localhost = submit.load_profile("example"), submit.load_profile("localhost")
     assert example.partition == "gpu" and example.gpus_per_node == 1 and example.gpu_limit >= 1

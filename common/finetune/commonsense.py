@@ -5,9 +5,9 @@ Table 8, HyRA Table 3 / App. C.1; the LLM-Adapters protocol, `common.data.common
     python -m hyra.commonsense --config hyra/configs/commonsense_llama13b.yaml data_root=/data/commonsense
 
 The sweep is methods x fractions x seeds. Each point loads the model (a hub name or a local folder), adapts it
-(`adaptation.targets`), trains on the Alpaca prompts of `commonsense_170k.json` cut to `cutoff_len` tokens (a random
-fraction f of the records for epochs / f epochs in a sample-efficiency sweep; the merged file has no per-task
-labels, so the subsample is uniform), then answers every test question of each task with beam search (4 beams, 32
+(`adaptation.targets`), trains on the Alpaca prompts of `commonsense_170k.json` cut to `cutoff_len` tokens (in a
+sample-efficiency sweep, HyRA Sec. 5: a fraction f of each class for epochs / f epochs; the merged file does not say
+which task a record comes from, so a class is a record's `answer` word, e.g. true, solution2, ending3), then answers every test question of each task with beam search (4 beams, 32
 new tokens) and scores the first answer word of each response by exact match. Adapters of our methods are merged
 into the weights before generation, which changes nothing but the speed.
 """
@@ -201,7 +201,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     started = time.perf_counter()
     data = check_inputs(cfg)
     device = _device(cfg)
-    keep = per_class_subset([0] * len(data["train"]), point.fraction, point.seed)  # one class: a uniform draw
+    keep = per_class_subset([record["answer"] for record in data["train"]], point.fraction, point.seed)
     records = [record for record, kept in zip(data["train"], keep, strict=True) if kept]
     torch.manual_seed(point.seed)
     model, tokenizer = load_model(cfg, device)

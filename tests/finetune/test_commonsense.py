@@ -60,7 +60,8 @@ def test_sample_efficiency_trains_on_a_fraction_for_more_epochs(tmp_path, model_
     )
     commonsense.main(cfg)
     results = runs.read_run(commonsense.point_dir(cfg, commonsense.sweep(cfg)[0]))["results"]
-    assert results["train_examples"] == 4 and results["steps"] == 4  # 4 epochs of one batch
+    # a quarter of each answer class, at least one: answer1 and answer2 (4 records each) keep 1, the other 8 keep 1
+    assert results["train_examples"] == 10 and results["steps"] == 4 * 2  # 4 epochs of 2 batches
     assert set(results["accuracy"]) == {"boolq", "piqa"}
 
 
@@ -79,3 +80,16 @@ def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
     with pytest.raises(ConfigError, match=r"piqa/test.json' does not exist"):
         commonsense.main(cfg)
     assert not (tmp_path / "results").exists()
+
+
+def test_paper_dry_runs_list_the_llama_jobs_with_their_resources(tmp_path, capsys):
+    from slurm import submit
+
+    root = write_commonsense(tmp_path / "commonsense", per_task=1)
+    experiments = "commonsense_llama7b,commonsense_llama13b"
+    args = ["--paper", "replora", "--experiments", experiments, "--cluster", "example", "--dry-run"]
+    assert submit.main([*args, f"results_dir={tmp_path}", f"data_root={root}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("points: 4 in the sweep, 0 finished, 4 pending") == 2  # LoRA, prefix, RepLoRA (both kinds)
+    assert "#SBATCH --mem=64GB" in out and "#SBATCH --mem=96GB" in out and out.count("#SBATCH --time=1440") == 2
+    assert "model='yahma/llama-7b-hf'" not in out  # points print the method, fraction and seed

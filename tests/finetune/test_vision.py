@@ -119,3 +119,23 @@ def test_bad_data_is_refused_before_training_naming_the_file(tmp_path):
     fgvc = write_fgvc(tmp_path / "fgvc", datasets=("cub",))
     with pytest.raises(ConfigError, match="cifar"):  # an FGVC tree given as VTAB-1K: no task folder
         vision.check_inputs(tiny_config(tmp_path, "vtab", fgvc, "tasks=[cifar]"))
+
+
+def test_paper_dry_runs_list_the_full_sweeps_with_gpu_resources(tmp_path, capsys):
+    """`slurm.submit --paper P --experiments vtab,fgvc --dry-run`: every point of the paper grid, one GPU each."""
+    from slurm import submit
+    from tests.fixtures import write_vtab as vtab_tree
+
+    vtab_tree(tmp_path / "vtab", tasks=tuple(VTAB_TASKS), per_class=1)
+    write_fgvc(tmp_path / "fgvc", datasets=("cub", "nabirds", "oxford_flowers", "stanford_dogs", "stanford_cars"))
+    for paper, methods in (("replora", 4), ("hyra", 5)):
+        args = ["--paper", paper, "--experiments", "vtab", "--cluster", "example", "--dry-run"]
+        assert submit.main([*args, f"results_dir={tmp_path}", f"data_root={tmp_path / 'vtab'}"]) == 0
+        out = capsys.readouterr().out
+        assert f"points: {19 * methods * 25} in the sweep, 0 finished, {19 * methods * 25} pending" in out
+        arrays = -(-19 * methods * 25 // 1000)  # SLURM's default MaxArraySize is 1001: 1000 jobs per array
+        assert f"submitted as {arrays} job array(s) of at most 1000 jobs" in out
+        assert "#SBATCH --gpus-per-node=1" in out and "#SBATCH --array=0-999%64" in out
+    args = ["--paper", "replora", "--experiments", "vtab", "--cluster", "example", "--dry-run"]
+    assert submit.main([*args, f"results_dir={tmp_path}", f"data_root={tmp_path / 'missing'}"]) == 2
+    assert "missing" in capsys.readouterr().err  # the data is read before anything is submitted
