@@ -7,15 +7,17 @@ Table 8, HyRA Table 3 / App. C.1; the LLM-Adapters protocol, `common.data.common
 The sweep is methods x fractions x seeds. Each point loads the model (a hub name or a local folder), adapts it
 (`adaptation.targets`), trains on the Alpaca prompts of `commonsense_170k.json` cut to `cutoff_len` tokens (in a
 sample-efficiency sweep, HyRA Sec. 5: a fraction f of each class for epochs / f epochs; the merged file does not say
-which task a record comes from, so a class is a record's `answer` word, e.g. true, solution2, ending3), then answers every test question of each task with beam search (4 beams, 32
-new tokens) and scores the first answer word of each response by exact match. Adapters of our methods are merged
-into the weights before generation, which changes nothing but the speed.
+which task a record comes from, so a class is a record's `answer` word, e.g. true, solution2, ending3), then
+answers every test question of each task with beam search (4 beams, 32 new tokens) and scores the first answer word
+of each response by exact match. Adapters of our methods are merged into the weights before generation, which
+changes nothing but the speed.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from common.config import ConfigError, cli_config
 from common.data import commonsense
 from common.data.sampling import per_class_subset
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.finetune.sweeps import finish, run_all
 from common.training.loop import Optimization, fit, total_steps
 
 EXPERIMENT = "commonsense"
@@ -232,20 +235,14 @@ def run_point(cfg: Config, point: Point) -> Path:
         "seconds": time.perf_counter() - started,
         **counts,
     }
-    runs.write_run(path, point_record(cfg, point), results, arrays, point.seed, str(device))
-    (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
-    return path
+    return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
 
 
 def main(cfg: Config) -> None:
     check_inputs(cfg)
-    points = sweep(cfg)
-    for i, point in enumerate(points, start=1):
-        done = is_done(cfg, point)
-        path = run_point(cfg, point)
-        if not done:
-            average = runs.read_run(path)["results"]["average"]
-            print(f"[{i}/{len(points)}] {point}: average accuracy {average:.2f}% ({path})")
+    run_all(
+        sweep(cfg), partial(is_done, cfg), partial(run_point, cfg), lambda p, r: f"{p}: average {r['average']:.2f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ from common.config import ConfigError, cli_config
 from common.data.sampling import per_class_subset
 from common.data.text import LabelledText, check_columns, read_labelled_csv
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.training.loop import Optimization, fit, predictions, top1, total_steps
+from common.finetune.sweeps import classification_results, finish, run_all
+from common.training.loop import Optimization, fit, predictions, total_steps
 
 EXPERIMENT = "text_classification"
 
@@ -209,31 +211,19 @@ def run_point(cfg: Config, point: Point) -> Path:
         model, train_set, train_set.collate, _loss, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every
     )
     predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size)
-    results = {
-        "accuracy": top1(predicted, test.labels),
-        "train_examples": len(train_set),
-        "test_examples": len(test_set),
-        "classes": len(train.classes),
-        "steps": steps,
-        "final_loss": float(np.mean(losses[-10:])),
-        "seconds": time.perf_counter() - started,
-        **counts,
-    }
+    results = classification_results(
+        predicted, test.labels, len(train_set), len(train.classes), steps, losses, started, counts
+    )
     arrays = {"losses": np.asarray(losses), "predictions": predicted}
-    runs.write_run(path, {**point_record(cfg, point), "model_dir": str(model_dir)}, results, arrays, point.seed)
-    (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
-    return path
+    return finish(path, {**point_record(cfg, point), "model_dir": str(model_dir)}, results, arrays, point.seed)
 
 
 def main(cfg: Config) -> None:
     load_data(cfg)  # every label checked before the first point trains
-    points = sweep(cfg)
-    for i, point in enumerate(points, start=1):
-        done = is_done(cfg, point)
-        path = run_point(cfg, point)
-        if not done:
-            accuracy = runs.read_run(path)["results"]["accuracy"]
-            print(f"[{i}/{len(points)}] {point.method} f={point.fraction} seed={point.seed}: {accuracy:.2f}% ({path})")
+    run_all(
+        sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
+        lambda p, r: f"{p.method} f={p.fraction} seed={p.seed}: {r['accuracy']:.2f}%",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

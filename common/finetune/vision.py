@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ from common.data.vision import (
     vtab_dataset,
 )
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.training.loop import Optimization, fit, predictions, top1, total_steps
+from common.finetune.sweeps import classification_results, finish, run_all
+from common.training.loop import Optimization, fit, predictions, total_steps
 
 EXPERIMENT = "vision"
 BENCHMARKS = {"vtab": (VTAB_TASKS, VTAB_SPLITS), "fgvc": (FGVC_DATASETS, FGVC_SPLITS)}
@@ -235,37 +237,16 @@ def run_point(cfg: Config, point: Point) -> Path:
         num_workers=cfg.num_workers,
     )
     predicted = predictions(model, test, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
-    results = {
-        "accuracy": top1(predicted, test.labels),
-        "train_examples": len(train),
-        "test_examples": len(test),
-        "classes": train.num_classes,
-        "steps": steps,
-        "final_loss": float(np.mean(losses[-10:])),
-        "seconds": time.perf_counter() - started,
-        **counts,
-    }
-    runs.write_run(
-        path,
-        point_record(cfg, point),
-        results,
-        {"losses": np.asarray(losses), "predictions": predicted},
-        point.seed,
-        str(device),
+    results = classification_results(
+        predicted, test.labels, len(train), train.num_classes, steps, losses, started, counts
     )
-    (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
-    return path
+    arrays = {"losses": np.asarray(losses), "predictions": predicted}
+    return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
 
 
 def main(cfg: Config) -> None:
     check_inputs(cfg)
-    points = sweep(cfg)
-    for i, point in enumerate(points, start=1):
-        done = is_done(cfg, point)
-        path = run_point(cfg, point)
-        if not done:
-            accuracy = runs.read_run(path)["results"]["accuracy"]
-            print(f"[{i}/{len(points)}] {point}: top-1 {accuracy:.2f}% ({path})")
+    run_all(sweep(cfg), partial(is_done, cfg), partial(run_point, cfg), lambda p, r: f"{p}: top-1 {r['accuracy']:.2f}%")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""What every fine-tuning entry point does around its training: the sweep loop, the results, the run record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import runs
+from common.training.loop import top1
+
+
+def classification_results(
+    predicted: np.ndarray, labels: Sequence[int], train_examples: int, classes: int, steps: int,
+    losses: list[float], started: float, counts: dict[str, float],
+) -> dict[str, Any]:  # fmt: skip
+    """The results of a classification run: top-1 accuracy (%), sizes, the last losses, wall time, parameters."""
+    return {
+        "accuracy": top1(predicted, labels),
+        "train_examples": train_examples,
+        "test_examples": len(labels),
+        "classes": classes,
+        "steps": steps,
+        "final_loss": float(np.mean(losses[-10:])),
+        "seconds": time.perf_counter() - started,
+        **counts,
+    }
+
+
+def finish(path: Path, record: dict, results: dict, arrays: dict, seed: int, device: str = "cpu") -> Path:
+    """Write the finished run (results last) and drop its checkpoint."""
+    runs.write_run(path, record, results, arrays, seed, device)
+    (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
+    return path
+
+
+def run_all(points: list, is_done: Callable, run_point: Callable, summary: Callable[[Any, dict], str]) -> None:
+    """Run every point not yet done, printing `summary(point, results)` of each one computed now."""
+    for i, point in enumerate(points, start=1):
+        done = is_done(point)
+        path = run_point(point)
+        if not done:
+            print(f"[{i}/{len(points)}] {summary(point, runs.read_run(path)['results'])} ({path})")
