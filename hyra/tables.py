@@ -4,11 +4,11 @@
 
 Reads the runs of `hyra.vision` (`<results_dir>/vision`), `hyra.commonsense` (`<results_dir>/commonsense`) and the
 CPU-scale text classification (`<text_results_dir>/text_classification`, by default the records committed under
-records/replora, whose sweep includes HyRA) and writes, as csv + markdown: Table 4 (VTAB-1K per dataset), Table 2
-(FGVC), Table 3 (commonsense, LLaMA-7B and 13B), Table 5 (LLaMA-13B with Q, V, up and down adapted), Figure 2
-(commonsense sample efficiency, ours only: the paper prints no numbers for it) and the text-classification table
-and figure. Every cell shows the paper's value and ours; a cell we have not run says "not run", a baseline this
-repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
+records/replora, whose sweep includes HyRA) and writes, as csv + markdown: Tables 1 and 4 (VTAB-1K group averages
+and per dataset), Table 2 (FGVC), Table 3 (commonsense, LLaMA-7B and 13B), Table 5 (LLaMA-13B with Q, V, up and down
+adapted), Figure 2 (commonsense sample efficiency, ours only: the paper prints no numbers for it) and the
+text-classification table and figure. Every cell shows the paper's value and ours; a cell we have not run says
+"not run", a baseline this repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ def main(cfg: TablesConfig) -> None:
             long = report.write_paper_table(ours, table, out)
             ran = (~long["ours"].isin([report.NOT_RUN, report.NOT_IMPLEMENTED])).sum()
             print(f"{table.name}: {ran} of {len(long)} cells run")
+    groups = report.vtab_group_averages(
+        report.collect(cfg.results_dir, "vision"), PAPER / "table01_vtab1k_group_averages.csv", VISION_ROWS
+    )
+    write_table(groups, out / "table01_vtab1k_group_averages")
     commonsense = report.collect(cfg.results_dir, "commonsense")
     if not commonsense.empty:
         curves = report.sample_efficiency(commonsense, ["lora", "hyra"], COMMONSENSE)

@@ -17,14 +17,15 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from common.adapters.model import apply_adapters, count_trainable
+from common.data.vision import FGVC_DATASETS, VTAB_TASKS
 
 LLAMA = {
     "LLaMA-7B": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
     "LLaMA-13B": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40),
 }
 # classes per dataset: VTAB-1K's 19 tasks and the five FGVC datasets
-VTAB_CLASSES = (100, 102, 47, 102, 37, 10, 397, 2, 10, 45, 5, 8, 6, 6, 4, 16, 16, 18, 9)
-FGVC_CLASSES = (200, 555, 102, 120, 196)
+VTAB_CLASSES = tuple(VTAB_TASKS.values())
+FGVC_CLASSES = tuple(FGVC_DATASETS.values())
 
 
 @dataclass

@@ -288,3 +288,27 @@ def text_classification_table(ours: pd.DataFrame) -> pd.DataFrame:
         row["CPU minutes"] = round(group["seconds"].sum() / 60, 1)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def vtab_group_averages(ours: pd.DataFrame, paper_csv: Path, rows: dict[str, str | None]) -> pd.DataFrame:
+    """The VTAB-1K group averages (Natural, Specialized, Structured, and the mean of the three, as HyRA Table 1
+    prints) beside the paper's: ours only where every task of the group ran."""
+    from common.data.vision import VTAB_GROUPS
+
+    paper = pd.read_csv(paper_csv, dtype=str)
+    best = best_of_grid(ours[ours["fraction"] == 1.0], ["method", "dataset"]) if not ours.empty else pd.DataFrame()
+    out = []
+    for paper_method, method in rows.items():
+        mine = best[best["method"] == method] if method and len(best) else pd.DataFrame(columns=["dataset"])
+        means = {}
+        for group in ("natural", "specialized", "structured"):
+            tasks = [task for task, g in VTAB_GROUPS.items() if g == group]
+            ran = mine[mine["dataset"].isin(tasks)]
+            means[group.capitalize()] = ran["accuracy"].mean() if len(ran) == len(tasks) else np.nan
+        means["ALL"] = np.mean(list(means.values()))  # NaN unless every group ran
+        for group, value in means.items():
+            printed = paper[(paper["method"] == paper_method) & (paper["group"] == group)]["value"]
+            ours_text = NOT_IMPLEMENTED if method is None else NOT_RUN if np.isnan(value) else f"{value:.2f}"
+            out.append({"method": paper_method, "group": group, "paper": printed.iloc[0] if len(printed) else "",
+                        "ours": ours_text})  # fmt: skip
+    return pd.DataFrame(out)

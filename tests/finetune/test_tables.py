@@ -102,3 +102,26 @@ def test_hyra_tables_put_our_runs_beside_the_paper(results):
     assert long_table(out, "table03_commonsense_7b").loc[("HyRA", "AVG"), "ours"] != "not run"
     assert (long_table(out, "table05_ablation_q_v_up_down_13b")["ours"] == "not run").all()
     assert (out / "figure2_sample_efficiency_commonsense.png").stat().st_size > 0
+
+
+def test_vtab_group_averages_need_every_task_of_a_group(tmp_path):
+    from common.data.vision import VTAB_GROUPS
+    from common.finetune import report
+
+    natural = [task for task, group in VTAB_GROUPS.items() if group == "natural"]
+    runs = pd.DataFrame(
+        [
+            {"method": "hyra", "dataset": task, "fraction": 1.0, "seed": 0, "learning_rate": lr, "weight_decay": 0.0,
+             "accuracy": 50.0 + i + (10 if lr == 0.01 else 0), "trainable_pct": 0.5, "trainable_params": 10}
+            for i, task in enumerate(natural) for lr in (0.001, 0.01)
+        ] + [{"method": "hyra", "dataset": "eurosat", "fraction": 1.0, "seed": 0, "learning_rate": 0.01,
+              "weight_decay": 0.0, "accuracy": 90.0, "trainable_pct": 0.5, "trainable_params": 10}]
+    )  # fmt: skip
+    table = report.vtab_group_averages(
+        runs, hyra_tables.PAPER / "table01_vtab1k_group_averages.csv", {"HyRA": "hyra", "Adapter": None}
+    )
+    cells = table.set_index(["method", "group"])["ours"]
+    assert cells[("HyRA", "Natural")] == f"{60.0 + 3:.2f}"  # best LR per task, mean of the 7 natural tasks
+    assert cells[("HyRA", "Specialized")] == "not run" and cells[("HyRA", "ALL")] == "not run"
+    assert cells[("Adapter", "Natural")] == "n/i"
+    assert table.set_index(["method", "group"])["paper"][("HyRA", "Natural")] != ""
