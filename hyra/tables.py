@@ -56,12 +56,7 @@ class TablesConfig:
 def main(cfg: TablesConfig) -> None:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for experiment, tables in TABLES.items():
-        ours = report.collect(cfg.results_dir, experiment)
-        for table in tables:
-            long = report.write_paper_table(ours, table, out)
-            ran = (~long["ours"].isin([report.NOT_RUN, report.NOT_IMPLEMENTED])).sum()
-            print(f"{table.name}: {ran} of {len(long)} cells run")
+    report.write_paper_tables(TABLES, cfg.results_dir, out)
     groups = report.vtab_group_averages(
         report.collect(cfg.results_dir, "vision"), PAPER / "table01_vtab1k_group_averages.csv", VISION_ROWS
     )
@@ -71,12 +66,7 @@ def main(cfg: TablesConfig) -> None:
         curves = report.sample_efficiency(commonsense, ["lora", "hyra"], COMMONSENSE)
         write_table(curves, out / "figure2_sample_efficiency_commonsense")
         report.plot_sample_efficiency(curves, "AVG", out / "figure2_sample_efficiency_commonsense", "HyRA Figure 2")
-    text = report.collect(cfg.text_results_dir, "text_classification")
-    if not text.empty:
-        text = text[text["method"].isin(["lora", "hyra"])]
-        write_table(report.text_classification_table(text), out / "text_classification_minilm")
-        curves = report.sample_efficiency(text, ["lora", "hyra"], ["all"])
-        report.plot_sample_efficiency(curves, "all", out / "text_classification_minilm", "MiniLM, WordNet supersenses")
+    report.write_text_classification(cfg.text_results_dir, ["lora", "hyra"], out)
     print(f"tables and figures in {out}")
 
 

@@ -20,7 +20,6 @@ from common.data.commonsense import TASKS
 from common.data.vision import FGVC_DATASETS, VTAB_TASKS
 from common.finetune import report
 from common.finetune.report import PaperTable
-from common.plotting import write_table
 
 PAPER = Path(__file__).parent / "paper_results"
 VTAB, FGVC, COMMONSENSE = list(VTAB_TASKS), list(FGVC_DATASETS), list(TASKS)
@@ -57,32 +56,16 @@ class TablesConfig:
     out_dir: str = "results/replora/tables"
 
 
-def text_classification(text_results_dir: str, out_dir: Path) -> None:
-    """The CPU-scale reproduction: accuracy (mean ± std over seeds) per method and fraction, and its figure."""
-    ours = report.collect(text_results_dir, "text_classification")
-    if ours.empty:
-        print(f"text classification: no finished runs under {text_results_dir}/text_classification")
-        return
-    write_table(report.text_classification_table(ours), out_dir / "text_classification_minilm")
-    curves = report.sample_efficiency(ours, list(report.METHOD_NAMES), ["all"])
-    report.plot_sample_efficiency(curves, "all", out_dir / "text_classification_minilm", "MiniLM, WordNet supersenses")
-
-
 def main(cfg: TablesConfig) -> None:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for experiment, tables in TABLES.items():
-        ours = report.collect(cfg.results_dir, experiment)
-        for table in tables:
-            long = report.write_paper_table(ours, table, out)
-            ran = (~long["ours"].isin([report.NOT_RUN, report.NOT_IMPLEMENTED])).sum()
-            print(f"{table.name}: {ran} of {len(long)} cells run")
+    report.write_paper_tables(TABLES, cfg.results_dir, out)
     vision = report.collect(cfg.results_dir, "vision")
     report.write_sample_efficiency(
         vision, PAPER / "table10_sample_efficiency_fgvc.csv", ["lora", "replora"], FGVC,
         out / "table10_sample_efficiency_fgvc", "RepLoRA Figure 2: FGVC",
     )  # fmt: skip
-    text_classification(cfg.text_results_dir, out)
+    report.write_text_classification(cfg.text_results_dir, ["lora", "replora", "replora_linear", "hyra"], out)
     print(f"tables and figures in {out}")
 
 

@@ -30,7 +30,7 @@ from common.config import ConfigError, cli_config
 from common.data import commonsense
 from common.data.sampling import per_class_subset
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.finetune.sweeps import finish, run_all
+from common.finetune.sweeps import check_device, device_of, finish, run_all
 from common.training.loop import Optimization, fit, total_steps
 
 EXPERIMENT = "commonsense"
@@ -80,8 +80,7 @@ class Config:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ConfigError.invalid("dtype", self.dtype, f"auto or one of {', '.join(DTYPES)}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError.invalid("device", self.device, "auto, cpu or cuda[:index]")
+        check_device(self.device)
         if Path(self.model).exists() and not (Path(self.model) / "config.json").is_file():
             raise ConfigError.invalid("model", self.model, "a hub name or a local model folder with config.json")
 
@@ -129,12 +128,6 @@ def check_inputs(cfg: Config) -> dict[str, list[dict[str, str]]]:
     for task in cfg.task_names():
         data[task] = commonsense.load_test(root, task)
     return data
-
-
-def _device(cfg: Config) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
 
 
 def _dtype(cfg: Config, device: torch.device) -> torch.dtype:
@@ -203,7 +196,7 @@ def run_point(cfg: Config, point: Point) -> Path:
         return path
     started = time.perf_counter()
     data = check_inputs(cfg)
-    device = _device(cfg)
+    device = device_of(cfg.device)
     keep = per_class_subset([record["answer"] for record in data["train"]], point.fraction, point.seed)
     records = [record for record, kept in zip(data["train"], keep, strict=True) if kept]
     torch.manual_seed(point.seed)

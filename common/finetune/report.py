@@ -312,3 +312,26 @@ def vtab_group_averages(ours: pd.DataFrame, paper_csv: Path, rows: dict[str, str
             out.append({"method": paper_method, "group": group, "paper": printed.iloc[0] if len(printed) else "",
                         "ours": ours_text})  # fmt: skip
     return pd.DataFrame(out)
+
+
+def write_paper_tables(tables: dict[str, list[PaperTable]], results_dir: str | Path, out_dir: Path) -> None:
+    """Every table of `tables` ({experiment: tables its runs fill}), printing how many of its cells we ran."""
+    for experiment, experiment_tables in tables.items():
+        ours = collect(results_dir, experiment)
+        for table in experiment_tables:
+            long = write_paper_table(ours, table, out_dir)
+            ran = (~long["ours"].isin([NOT_RUN, NOT_IMPLEMENTED])).sum()
+            print(f"{table.name}: {ran} of {len(long)} cells run")
+
+
+def write_text_classification(text_results_dir: str | Path, methods: list[str], out_dir: Path) -> None:
+    """The CPU-scale text classification of `methods`: the table (mean ± std over seeds per fraction) and figure."""
+    ours = collect(text_results_dir, "text_classification")
+    if not ours.empty:
+        ours = ours[ours["method"].isin(methods)]
+    if ours.empty:
+        print(f"text classification: no finished runs under {text_results_dir}/text_classification")
+        return
+    write_table(text_classification_table(ours), out_dir / "text_classification_minilm")
+    curves = sample_efficiency(ours, methods, ["all"])
+    plot_sample_efficiency(curves, "all", out_dir / "text_classification_minilm", "MiniLM, WordNet supersenses")

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from common import runs
+from common.config import ConfigError
 from common.training.loop import top1
 
 
@@ -44,3 +46,15 @@ def run_all(points: list, is_done: Callable, run_point: Callable, summary: Calla
         path = run_point(point)
         if not done:
             print(f"[{i}/{len(points)}] {summary(point, runs.read_run(path)['results'])} ({path})")
+
+
+def check_device(device: str) -> None:
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ConfigError.invalid("device", device, "auto, cpu or cuda[:index]")
+
+
+def device_of(device: str) -> torch.device:
+    """The torch device a config's `device` names; auto: the first GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

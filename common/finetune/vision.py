@@ -37,7 +37,7 @@ from common.data.vision import (
     vtab_dataset,
 )
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.finetune.sweeps import classification_results, finish, run_all
+from common.finetune.sweeps import check_device, classification_results, device_of, finish, run_all
 from common.training.loop import Optimization, fit, predictions, total_steps
 
 EXPERIMENT = "vision"
@@ -104,8 +104,7 @@ class Config:
             raise ConfigError.invalid(
                 "learning_rates/weight_decays", [self.learning_rates, self.weight_decays], "lr > 0, wd >= 0"
             )
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError.invalid("device", self.device, "auto, cpu or cuda[:index]")
+        check_device(self.device)
 
     def task_names(self) -> list[str]:
         return self.tasks or list(BENCHMARKS[self.benchmark][0])
@@ -192,18 +191,12 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
     return timm.create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, **kwargs)
 
 
-def device_of(cfg: Config) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
 def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
         return path
     started = time.perf_counter()
-    device = device_of(cfg)
+    device = device_of(cfg.device)
     train, test = datasets(cfg, point.task)
     train = subsample_per_class(train, point.fraction, point.seed)
     torch.manual_seed(point.seed)
