@@ -4,10 +4,11 @@ inference 1.00x the base model).
 
     python -m benchmarks.adapters [backbones=[vit,bert]] [batch=16] [steps=10] [repeats=3] [size=base]
 
-Backbones: a ViT-B/16-shaped timm model (224 x 224 images) and a BERT-base-shaped transformers model (128 tokens),
-random weights, adapters on Q and V with rank 8. A training step is forward + backward + AdamW step. The methods
-are timed interleaved, ``repeats`` rounds of ``steps`` steps each, and the median round is reported, so that load
-drift on the machine hits every method alike. Peak memory: on a GPU, the peak allocated memory of a training
+Backbones: a ViT-B/16-shaped timm model (224 x 224 images), a BERT-base-shaped transformers model (128 tokens) and,
+for a GPU, `llama`: LLaMA-7B-shaped layers (4 of the 32, 256 tokens, the commonsense cutoff); random weights,
+adapters on Q and V with rank 8. A training step is forward + backward + AdamW step. The methods are timed
+interleaved, ``repeats`` rounds of ``steps`` steps each, and the median round is reported, so that load drift on
+the machine hits every method alike. Peak memory: on a GPU, the peak allocated memory of a training
 step; on a CPU, the peak resident memory of a child process that builds the model and runs the steps (the
 ratio to the LoRA child's peak). ``size=tiny`` runs the same code on tiny shapes (a smoke check). Writes
 ``results/benchmarks/adapters.json``.
@@ -26,20 +27,22 @@ from pathlib import Path
 
 import timm
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
 from common.adapters import apply_adapters, merge_adapters
 from common.config import ConfigError, cli_config
 from common.runs import atomic_write_json, environment_record
 
-BACKBONES = ("vit", "bert")
+BACKBONES = ("vit", "bert", "llama")
+LLAMA_7B_LAYER = {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32}
+LLAMA_LAYERS = 4  # a LLaMA-7B-shaped stack (hidden 4096, MLP 11008, 32 heads) cut to this many layers
 METHODS = ("lora", "replora", "hyra", "peft_lora", "dora")
-HYRA_HIDDEN = {"vit": 16, "bert": 16}
+HYRA_HIDDEN = {"vit": 16, "bert": 16, "llama": 40}
 
 
 @dataclass
 class BenchConfig:
-    backbones: list[str] = field(default_factory=lambda: list(BACKBONES))
+    backbones: list[str] = field(default_factory=lambda: ["vit", "bert"])  # llama: for a GPU
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     batch: int = 16
     steps: int = 10
@@ -72,6 +75,11 @@ def build(backbone: str, size: str, device: torch.device) -> tuple[torch.nn.Modu
             **({"embed_dim": 64, "depth": 2, "num_heads": 4} if tiny else {}),
         )
         return model.to(device), lambda m, x: m(x).logsumexp(-1).mean()
+    if backbone == "llama":
+        shape = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4} if tiny else LLAMA_7B_LAYER
+        cfg = LlamaConfig(vocab_size=32000, num_hidden_layers=2 if tiny else LLAMA_LAYERS, **shape)
+        cfg.num_key_value_heads = cfg.num_attention_heads
+        return LlamaForCausalLM(cfg).to(device), lambda m, x: m(input_ids=x, labels=x).loss
     cfg = BertConfig(**({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4} if tiny else {}))
     return BertModel(cfg).to(device), lambda m, x: m(input_ids=x).last_hidden_state.pow(2).mean()
 
@@ -80,7 +88,8 @@ def inputs(backbone: str, batch: int, size: str, device: torch.device) -> torch.
     generator = torch.Generator().manual_seed(1)
     if backbone == "vit":
         return torch.randn(batch, 3, 224, 224, generator=generator).to(device)
-    return torch.randint(0, 30522, (batch, 32 if size == "tiny" else 128), generator=generator).to(device)
+    tokens = 32 if size == "tiny" else 256 if backbone == "llama" else 128  # LLaMA: the commonsense cutoff
+    return torch.randint(0, 30522, (batch, tokens), generator=generator).to(device)
 
 
 def adapted(backbone: str, method: str, size: str, device: torch.device):

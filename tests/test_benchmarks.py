@@ -23,3 +23,14 @@ def test_counts_distinct_points_and_reports_the_goal_unmet_while_points_are_miss
 def test_unknown_paper_fails_before_any_work():
     with pytest.raises(ConfigError, match="'papers' = \\['bert'\\] is not allowed"):
         synthetic_grids.BenchConfig(papers=["bert"]).validate()
+
+
+def test_adapter_benchmark_times_every_method_on_a_llama_shaped_model(tmp_path):
+    from benchmarks import adapters
+
+    bench = adapters.BenchConfig(backbones=["llama"], batch=2, steps=1, repeats=1, size="tiny", memory=False,
+                                 out_dir=str(tmp_path))  # fmt: skip
+    adapters.main(bench)
+    written = json.loads((tmp_path / "adapters.json").read_text())["results"]["llama"]
+    assert set(written["step_ratio_to_lora"]) == set(adapters.METHODS) and written["step_ratio_to_lora"]["lora"] == 1.0
+    assert all(seconds > 0 for seconds in written["step_seconds"].values())
