@@ -276,13 +276,19 @@ def write_sample_efficiency(
     return long
 
 
-def text_classification_table(ours: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy (mean ± std over seeds) per method and training fraction, with trainable parameters and CPU time."""
+def text_classification_table(ours: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Accuracy (mean ± std over seeds) per method (in the order of `methods`) and training fraction, with the
+    trainable parameters (adapters + head) and the CPU time of all the method's runs."""
+    fractions = sorted(ours["fraction"].unique())
     rows = []
-    for method, group in ours.groupby("method", sort=False):
+    for method in methods:
+        group = ours[ours["method"] == method]
+        if group.empty:
+            continue
         row = {"method": METHOD_NAMES.get(method, method)}
-        for fraction, cell in group.groupby("fraction"):
-            row[f"f = {100 * fraction:g}%"] = f"{cell['accuracy'].mean():.1f} ± {cell['accuracy'].std():.1f}"
+        for fraction in fractions:
+            cell = group[group["fraction"] == fraction]["accuracy"]
+            row[f"f = {100 * fraction:g}%"] = f"{cell.mean():.1f} ± {cell.std():.1f}" if len(cell) else NOT_RUN
         row["seeds"] = int(group.groupby("fraction")["seed"].nunique().min())
         row["adapter + head params"] = int(group["trainable_params"].iloc[0])
         row["CPU minutes"] = round(group["seconds"].sum() / 60, 1)
@@ -332,6 +338,6 @@ def write_text_classification(text_results_dir: str | Path, methods: list[str], 
     if ours.empty:
         print(f"text classification: no finished runs under {text_results_dir}/text_classification")
         return
-    write_table(text_classification_table(ours), out_dir / "text_classification_minilm")
+    write_table(text_classification_table(ours, methods), out_dir / "text_classification_minilm")
     curves = sample_efficiency(ours, methods, ["all"])
     plot_sample_efficiency(curves, "all", out_dir / "text_classification_minilm", "MiniLM, WordNet supersenses")
