@@ -1,6 +1,7 @@
 """Tests of common.config: defaults, YAML merge, overrides, errors naming key/value/allowed, hashing."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,20 @@ def test_a_dict_of_dataclasses_takes_new_keys_and_checks_each_entry(tmp_path):
     path.write_text("entries:\n  a: {module: ''}\n")
     with pytest.raises(ConfigError, match="'module' = '' is not allowed"):  # validate() reaches dict values
         load_config(Registry, path)
+
+
+@dataclass
+class Kwargs:
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variances: dict[str, float] = field(default_factory=lambda: {"a": 1.0})
+
+
+def test_free_form_dicts_take_any_keys_and_typed_dicts_keep_theirs(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model_kwargs: {depth: 2, act: gelu}\noptions: {hyra: {hidden_dim: 16}}\n")
+    cfg = load_config(Kwargs, path, ["options.hyra.embedding_dim=32", "model_kwargs.img_size=32"])
+    assert cfg.model_kwargs == {"depth": 2, "act": "gelu", "img_size": 32}
+    assert cfg.options == {"hyra": {"hidden_dim": 16, "embedding_dim": 32}}
+    with pytest.raises(ConfigError, match="variances.b"):
+        load_config(Kwargs, None, ["variances.b=2.0"])
