@@ -149,12 +149,11 @@ def fit(
     checkpoint_every: int = 500,
     log_every: int = 10,
     num_workers: int = 0,
-    device: str = "cpu",
 ) -> list[float]:
     """Train the parameters of ``model`` that require grad for ``steps`` optimiser steps; the loss of every step.
 
-    ``loss_fn(model, batch)`` returns the mean loss of a batch that ``collate`` built (already on ``device``:
-    ``collate`` may move it). Resumes from ``run_dir``'s checkpoint when there is one; every ``log_every`` steps
+    ``loss_fn(model, batch)`` returns the mean loss of a batch that ``collate`` built (``collate`` or ``loss_fn``
+    moves it to the model's device). Resumes from ``run_dir``'s checkpoint when there is one; every ``log_every`` steps
     appends {"step", "loss", "lr"} to the run's log.
     """
     params = [p for p in model.parameters() if p.requires_grad]
@@ -177,6 +176,8 @@ def fit(
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
+            if state.get("cuda_rng") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks on the GPU
             step, losses = state["step"], state["losses"]
 
         def training_state() -> dict:
@@ -187,6 +188,7 @@ def fit(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             }
 
         batches = StepBatches(len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size)
