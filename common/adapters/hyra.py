@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.adapters.layers import ACTIVATIONS, FactorGenerator, kaiming_uniform
+from common.adapters.layers import FactorGenerator, kaiming_uniform
 from common.adapters.targets import Target
 from common.config import ConfigError
+from common.layers.activations import ACTIVATIONS
 
 
 class HyRAFactors(FactorGenerator):

@@ -56,15 +56,6 @@ def kaiming_uniform(*shape: int) -> nn.Parameter:
     return nn.Parameter(weight)
 
 
-ACTIVATIONS = {
-    "identity": nn.Identity,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-}
 
 
 class AdaptedProjection(nn.Module):

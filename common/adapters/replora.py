@@ -22,9 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common.adapters.layers import ACTIVATIONS, FactorGenerator, kaiming_uniform
+from common.adapters.layers import FactorGenerator, kaiming_uniform
 from common.adapters.targets import Target
 from common.config import ConfigError
+from common.layers.activations import ACTIVATIONS
 
 
 class RepLoRAFactors(FactorGenerator):

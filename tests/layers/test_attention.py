@@ -1,0 +1,78 @@
+"""Active attention: our multi-head attention against an explicit reference, and the value activation on timm and
+transformers models."""
+
+import math
+
+import pytest
+import timm
+import torch
+from transformers import GPT2Config, GPT2Model
+
+from common.config import ConfigError
+from common.layers.activations import ACTIVATIONS
+from common.layers.attention import VALUE_ACTIVATIONS, ActivatedRows, MultiHeadAttention, use_value_activation
+
+
+def reference(attention: MultiHeadAttention, x: torch.Tensor, activation: str, normaliser: str, causal: bool):
+    """Eq. (20) written out head by head: normalise(q k^T / sqrt(d)) sigma(v)."""
+    B, T, C = x.shape
+    H, d = attention.num_heads, attention.head_dim
+    q, k, v = attention.qkv(x).split(C, dim=-1)
+    heads = []
+    for h in range(H):
+        qh, kh, vh = (t[..., h * d : (h + 1) * d] for t in (q, k, v))
+        scores = qh @ kh.transpose(-2, -1) / math.sqrt(d)
+        mask = torch.ones(T, T, dtype=torch.bool).tril() if causal else torch.ones(T, T, dtype=torch.bool)
+        if normaliser == "softmax":
+            weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+        else:
+            weights = torch.sigmoid(scores - math.log(T)) * mask
+        heads.append(weights @ ACTIVATIONS[activation]()(vh))
+    return attention.proj(torch.cat(heads, -1))
+
+
+@pytest.mark.parametrize("activation", VALUE_ACTIVATIONS)
+@pytest.mark.parametrize("normaliser", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_is_eq_20(activation, normaliser, causal):
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(16, 4, activation, normaliser, causal).double()
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    assert torch.allclose(attention(x), reference(attention, x, activation, normaliser, causal), atol=1e-10)
+
+
+def test_value_activation_on_a_timm_vit_changes_only_the_values():
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_base_patch16_224", pretrained=False, embed_dim=32, depth=2, num_heads=2, img_size=32)
+    x = torch.randn(1, 3, 32, 32)
+    before = vit(x)
+    qkv = vit.blocks[0].attn.qkv
+    tokens = torch.randn(1, 5, 32)
+    plain = qkv(tokens)
+    assert use_value_activation(vit, "gelu") == 2
+    wrapped = vit.blocks[0].attn.qkv
+    assert isinstance(wrapped, ActivatedRows)
+    out = wrapped(tokens)
+    assert torch.equal(out[..., :64], plain[..., :64])  # Q and K rows untouched
+    assert torch.allclose(out[..., 64:], torch.nn.functional.gelu(plain[..., 64:]))
+    assert not torch.allclose(vit(x), before)
+    with pytest.raises(ConfigError, match="model"):
+        use_value_activation(vit, "relu")  # twice
+
+
+def test_value_activation_on_gpt2_and_identity_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = GPT2Model(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50)).eval()
+    ids = torch.randint(0, 50, (1, 6))
+    before = model(ids).last_hidden_state
+    assert use_value_activation(model, "identity") == 2
+    assert torch.equal(model(ids).last_hidden_state, before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field", [({"value_activation": "softplus"}, "value_activation"), ({"normaliser": "relu"}, "normaliser"),
+                      ({"num_heads": 5}, "num_heads")]
+)  # fmt: skip
+def test_bad_attention_settings_name_the_field(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        MultiHeadAttention(**{"dim": 16, "num_heads": 4, **kwargs})
