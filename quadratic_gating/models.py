@@ -1,0 +1,89 @@
+"""The models of the quadratic-gating paper's real experiments, built on `common.layers` so that every attention can
+be active attention (Eq. (20): a value activation).
+
+- `PatchTST`: the supervised PatchTST of the time-series experiments (Table 2): per-channel instance
+  normalisation (RevIN without affine parameters), patches of `patch_len` with `stride` (the series padded at the
+  end by repeating its last value `stride` times), a linear patch embedding with a learned position embedding, a
+  Transformer encoder with BatchNorm, and a flatten-linear head to the horizon; channels are independent.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from common.config import ConfigError
+from common.layers.attention import MultiHeadAttention
+
+
+class BatchNormTokens(nn.Module):
+    """BatchNorm1d over the feature axis of (B, T, d) tokens (PatchTST's normalisation)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm Transformer encoder layer: x + attention -> norm -> x + FFN -> norm."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, value_activation: str, norm: str) -> None:
+        super().__init__()
+        self.attention = MultiHeadAttention(dim, heads, value_activation=value_activation, dropout=dropout)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
+        make_norm = BatchNormTokens if norm == "batch" else nn.LayerNorm
+        self.norm1, self.norm2 = make_norm(dim), make_norm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.dropout(self.attention(x)))
+        return self.norm2(x + self.dropout(self.ffn(x)))
+
+
+class PatchTST(nn.Module):
+    """(B, lookback, channels) -> (B, horizon, channels)."""
+
+    def __init__(
+        self,
+        channels: int,
+        lookback: int = 336,
+        horizon: int = 192,
+        patch_len: int = 16,
+        stride: int = 8,
+        layers: int = 3,
+        dim: int = 128,
+        heads: int = 16,
+        ffn: int = 256,
+        dropout: float = 0.2,
+        head_dropout: float = 0.0,
+        value_activation: str = "identity",
+    ) -> None:
+        super().__init__()
+        if patch_len > lookback:
+            raise ConfigError.invalid("patch_len", patch_len, f"at most the look-back window ({lookback})")
+        self.patch_len, self.stride = patch_len, stride
+        self.num_patches = (lookback + stride - patch_len) // stride + 1  # with the end padding
+        self.embed = nn.Linear(patch_len, dim)
+        self.position = nn.Parameter(torch.empty(self.num_patches, dim).uniform_(-0.02, 0.02))
+        self.dropout = nn.Dropout(dropout)
+        self.encoder = nn.ModuleList(
+            EncoderLayer(dim, heads, ffn, dropout, value_activation, norm="batch") for _ in range(layers)
+        )
+        self.head = nn.Sequential(nn.Flatten(-2), nn.Dropout(head_dropout), nn.Linear(self.num_patches * dim, horizon))
+        self.channels, self.horizon = channels, horizon
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, C = x.shape
+        mean = x.mean(1, keepdim=True)  # (B, 1, C): instance normalisation, undone at the end
+        std = torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-5)
+        z = ((x - mean) / std).transpose(1, 2)  # (B, C, L)
+        z = torch.cat([z, z[..., -1:].expand(B, C, self.stride)], dim=-1)  # pad the end by repeating the last value
+        patches = z.unfold(-1, self.patch_len, self.stride)  # (B, C, P, patch_len)
+        tokens = self.dropout(self.embed(patches) + self.position).reshape(B * C, self.num_patches, -1)  # (BC, P, d)
+        for layer in self.encoder:
+            tokens = layer(tokens)
+        y = self.head(tokens.reshape(B, C, self.num_patches, -1))  # (B, C, horizon)
+        return y.transpose(1, 2) * std + mean

@@ -1,0 +1,57 @@
+"""PatchTST with active attention: shapes, patching, instance normalisation, channel independence, learning."""
+
+import pytest
+import torch
+
+from common.config import ConfigError
+from common.layers.attention import VALUE_ACTIVATIONS
+from quadratic_gating.models import PatchTST
+
+
+@pytest.mark.parametrize("activation", VALUE_ACTIVATIONS)
+def test_patchtst_maps_a_lookback_window_to_the_horizon(activation):
+    torch.manual_seed(0)
+    model = PatchTST(channels=3, lookback=48, horizon=12, patch_len=16, stride=8, layers=2, dim=16, heads=4, ffn=32,
+                     value_activation=activation)  # fmt: skip
+    assert model.num_patches == 6  # (48 + 8 - 16) / 8 + 1, as PatchTST pads the end by one stride
+    y = model(torch.randn(5, 48, 3))
+    assert y.shape == (5, 12, 3)
+    y.pow(2).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_channels_are_independent_and_scale_is_restored():
+    torch.manual_seed(0)
+    model = PatchTST(
+        channels=2, lookback=32, horizon=8, patch_len=8, stride=4, layers=1, dim=16, heads=2, ffn=32
+    ).eval()
+    x = torch.randn(4, 32, 2)
+    y = model(x)
+    x2 = x.clone()
+    x2[..., 1] = 100 * x2[..., 1] + 5  # rescaling one channel rescales only its forecast (instance normalisation)
+    y2 = model(x2)
+    assert torch.allclose(y2[..., 0], y[..., 0], atol=1e-5)
+    assert torch.allclose(y2[..., 1], 100 * y[..., 1] + 5, rtol=1e-4, atol=1e-3)
+
+
+def test_patchtst_fits_a_periodic_series():
+    torch.manual_seed(0)
+    t = torch.arange(400, dtype=torch.float32)
+    series = torch.stack([torch.sin(t / 5), torch.cos(t / 7)], -1)  # (400, 2)
+    windows = torch.stack([series[i : i + 40] for i in range(0, 350, 3)])  # (n, 40, 2): 32 in, 8 out
+    model = PatchTST(channels=2, lookback=32, horizon=8, patch_len=8, stride=4, layers=1, dim=16, heads=2, ffn=32,
+                     dropout=0.0)  # fmt: skip
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss = torch.nn.functional.mse_loss(model(windows[:, :32]), windows[:, 32:])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.05 * losses[0]
+
+
+def test_a_patch_longer_than_the_window_is_refused():
+    with pytest.raises(ConfigError, match="patch_len"):
+        PatchTST(channels=1, lookback=8, horizon=4, patch_len=16)
