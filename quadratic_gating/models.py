@@ -5,6 +5,8 @@ be active attention (Eq. (20): a value activation).
   normalisation (RevIN without affine parameters), patches of `patch_len` with `stride` (the series padded at the
   end by repeating its last value `stride` times), a linear patch embedding with a learned position embedding, a
   Transformer encoder with BatchNorm, and a flatten-linear head to the horizon; channels are independent.
+- `gpt2_moe`: GPT-2 with its FFNs replaced by sparse MoE blocks with a linear or quadratic router (Table 3), and
+  `parameter_counts` (total and active parameters, Table 5).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from common.config import ConfigError
 from common.layers.attention import MultiHeadAttention
+from common.layers.moe import MoEFeedForward
 
 
 class BatchNormTokens(nn.Module):
@@ -87,3 +90,56 @@ class PatchTST(nn.Module):
             tokens = layer(tokens)
         y = self.head(tokens.reshape(B, C, self.num_patches, -1))  # (B, C, horizon)
         return y.transpose(1, 2) * std + mean
+
+
+class MoEMLP(nn.Module):
+    """A GPT-2 block's MLP replaced by a sparse MoE block; the load-balancing loss of its last call is in `aux`."""
+
+    def __init__(self, moe: MoEFeedForward, dropout: float) -> None:
+        super().__init__()
+        self.moe, self.dropout = moe, nn.Dropout(dropout)
+        self.aux = torch.zeros(())
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        out, self.aux = self.moe(hidden_states)
+        return self.dropout(out)
+
+
+def gpt2_moe(
+    config, router: str | None, num_experts: int = 8, top_k: int = 2, hidden: int = 1536, rank: int = 32,
+    moe_every: int = 1,
+) -> nn.Module:  # fmt: skip
+    """A transformers GPT-2 LM whose FFN in every `moe_every`-th block (1: all) is an MoE of `num_experts` experts of
+    width `hidden` with top-k routing (`router`: linear | quadratic); `router=None` keeps the dense model with FFN
+    width `config.n_inner` (GPT2-dense of Table 5: 3072). `moe_aux_loss(model)` sums the blocks' load-balancing losses.
+    """
+    from transformers import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(config)
+    if router is None:
+        return model
+    if moe_every < 1:
+        raise ConfigError.invalid("moe_every", moe_every, "a positive integer (1: every block)")
+    for index, block in enumerate(model.transformer.h):
+        if index % moe_every == moe_every - 1:
+            moe = MoEFeedForward(config.n_embd, hidden, num_experts, top_k, router, rank, activation="gelu")
+            block.mlp = MoEMLP(moe, config.resid_pdrop)
+    return model
+
+
+def moe_aux_loss(model: nn.Module) -> torch.Tensor:
+    """The sum of the load-balancing losses of the last forward pass of every MoE block of `model`."""
+    losses = [m.aux for m in model.modules() if isinstance(m, MoEMLP)]
+    return torch.stack(losses).sum() if losses else torch.zeros(())
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Total parameters (tied embeddings once) and active parameters (those one token uses: the router and top_k
+    experts of each MoE block instead of all of its experts)."""
+    total = sum(p.numel() for p in model.parameters())
+    inactive = 0
+    for module in model.modules():
+        if isinstance(module, MoEFeedForward):
+            experts = sum(p.numel() for p in (module.w1, module.w2, module.b1, module.b2) if p is not None)
+            inactive += experts - experts // module.num_experts * module.top_k
+    return {"total": total, "active": total - inactive}

@@ -55,3 +55,25 @@ def test_patchtst_fits_a_periodic_series():
 def test_a_patch_longer_than_the_window_is_refused():
     with pytest.raises(ConfigError, match="patch_len"):
         PatchTST(channels=1, lookback=8, horizon=4, patch_len=16)
+
+
+@pytest.mark.parametrize("router", [None, "linear", "quadratic"])
+def test_gpt2_moe_trains_with_its_load_balancing_loss(router):
+    from transformers import GPT2Config
+
+    from quadratic_gating.models import gpt2_moe, moe_aux_loss, parameter_counts
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=40, n_positions=16, n_embd=16, n_layer=2, n_head=2, n_inner=64)
+    model = gpt2_moe(config, router, num_experts=4, top_k=2, hidden=32, rank=4)
+    ids = torch.randint(0, 40, (3, 16))
+    loss = model(input_ids=ids, labels=ids).loss + 0.01 * moe_aux_loss(model)
+    loss.backward()
+    counts = parameter_counts(model)
+    if router is None:
+        assert counts["active"] == counts["total"] and moe_aux_loss(model).item() == 0
+    else:
+        experts_per_block = 4 * (16 * 32 + 32 + 32 * 16 + 16)
+        assert counts["total"] - counts["active"] == 2 * experts_per_block // 2  # 2 of 4 experts idle, 2 blocks
+        assert moe_aux_loss(model).item() > 0
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
