@@ -1,6 +1,8 @@
 """The text-classification entry point (the CPU-scale reproduction) on a tiny BERT and fixture CSVs; the WordNet
 supersense corpus builder on a file in WordNet's data.noun format."""
 
+from pathlib import Path
+
 import pytest
 
 from common import runs
@@ -111,3 +113,14 @@ def test_wordnet_definitions_are_read_with_their_supersense_and_split_without_re
     (tmp_path / "data.noun").write_text(NOUN_FILE + "01234567 31 v 01 think 0 000 | judge\n")
     with pytest.raises(ConfigError, match="line 10"):
         wordnet.read_noun_glosses(tmp_path / "data.noun")
+
+
+@pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="Debian's wordnet-base is not installed")
+def test_the_real_wordnet_gives_the_published_split():
+    glosses = wordnet.read_noun_glosses("/usr/share/wordnet/data.noun")
+    assert len(glosses) == 82115  # WordNet 3.0's noun synsets
+    train, test = wordnet.supersense_split(glosses, wordnet.DEFAULT_CLASSES, 300, 100, seed=0)
+    assert len(train) == 3000 and len(test) == 1000
+    assert (
+        train[0].definition == "a very hard hit ball" and train[0].supersense == "act"
+    )  # the recorded CSVs' first row
