@@ -56,8 +56,6 @@ def kaiming_uniform(*shape: int) -> nn.Parameter:
     return nn.Parameter(weight)
 
 
-
-
 class AdaptedProjection(nn.Module):
     """A frozen Linear or Conv1D plus low-rank updates of some of its output rows (Q and V of a fused qkv).
 

@@ -42,7 +42,8 @@ def _check(value_activation: str, normaliser: str = "softmax") -> None:
 class MultiHeadAttention(nn.Module):
     """Self-attention over (B, T, dim) with a fused `qkv` projection and an output projection `proj` (timm's names).
 
-    `sigmoid_bias`: the bias b of the sigmoid normaliser; None means -log(T).
+    `sigmoid_bias`: the bias b of the sigmoid normaliser; None means -log(T). `locality`: locality self-attention
+    (LSA, for ViTs on small datasets): no token attends to itself, and the score scale 1 / sqrt(d) is learned.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         dropout: float = 0.0,
         sigmoid_bias: float | None = None,
+        locality: bool = False,
     ) -> None:
         super().__init__()
         _check(value_activation, normaliser)
@@ -66,6 +68,10 @@ class MultiHeadAttention(nn.Module):
         self.value_activation = ACTIVATIONS[value_activation]()
         self.normaliser, self.causal, self.dropout = normaliser, causal, dropout
         self.sigmoid_bias = sigmoid_bias
+        if locality and causal:  # the first token would have nothing to attend to
+            raise ConfigError.invalid("locality", locality, "False for causal attention")
+        # LSA's learnable temperature, kept as log(scale) so that it stays positive
+        self.log_scale = nn.Parameter(torch.tensor(-0.5 * math.log(self.head_dim))) if locality else None
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`attn_mask`: boolean (T, T) or (B, 1, T, T), True where a query may attend to a key."""
@@ -73,19 +79,25 @@ class MultiHeadAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
         v = self.value_activation(v)
         dropout = self.dropout if self.training else 0.0
-        if self.normaliser == "softmax":
+        if self.normaliser == "softmax" and self.log_scale is None:  # the fused kernel
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=self.causal)
+            return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        scale = self.log_scale.exp() if self.log_scale is not None else 1 / math.sqrt(self.head_dim)
+        scores = q @ k.transpose(-2, -1) * scale  # (B, H, T, T)
+        allowed = attn_mask
+        if self.causal:
+            lower = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            allowed = lower if allowed is None else allowed & lower
+        if self.log_scale is not None:  # LSA: no token attends to itself
+            not_self = ~torch.eye(T, dtype=torch.bool, device=x.device)
+            allowed = not_self if allowed is None else allowed & not_self
+        if self.normaliser == "softmax":
+            weights = (scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))).softmax(-1)
         else:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, T)
             bias = -math.log(T) if self.sigmoid_bias is None else self.sigmoid_bias
             weights = torch.sigmoid(scores + bias)
-            allowed = attn_mask
-            if self.causal:
-                lower = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-                allowed = lower if allowed is None else allowed & lower
-            if allowed is not None:
-                weights = weights.masked_fill(~allowed, 0.0)
-            y = F.dropout(weights, dropout) @ v
+            weights = weights if allowed is None else weights.masked_fill(~allowed, 0.0)
+        y = F.dropout(weights, dropout) @ v
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 

@@ -76,3 +76,21 @@ def test_value_activation_on_gpt2_and_identity_leaves_the_model_as_it_was():
 def test_bad_attention_settings_name_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         MultiHeadAttention(**{"dim": 16, "num_heads": 4, **kwargs})
+
+
+def test_locality_self_attention_masks_the_diagonal_and_learns_its_temperature():
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(8, 2, locality=True).double()
+    x = torch.randn(1, 4, 8, dtype=torch.float64)
+    B, T, C = x.shape
+    q, k, v = attention.qkv(x).split(C, dim=-1)
+    heads = []
+    for h in range(2):
+        qh, kh, vh = (t[..., h * 4 : (h + 1) * 4] for t in (q, k, v))
+        scores = (qh @ kh.transpose(-2, -1) / 2.0).masked_fill(torch.eye(4, dtype=torch.bool), float("-inf"))
+        heads.append(scores.softmax(-1) @ vh)
+    assert torch.allclose(attention(x), attention.proj(torch.cat(heads, -1)))  # scale starts at 1 / sqrt(4)
+    attention(x).sum().backward()
+    assert attention.log_scale.grad is not None
+    with pytest.raises(ConfigError, match="locality"):
+        MultiHeadAttention(8, 2, locality=True, causal=True)
