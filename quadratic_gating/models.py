@@ -5,6 +5,8 @@ be active attention (Eq. (20): a value activation).
   normalisation (RevIN without affine parameters), patches of `patch_len` with `stride` (the series padded at the
   end by repeating its last value `stride` times), a linear patch embedding with a learned position embedding, a
   Transformer encoder with BatchNorm, and a flatten-linear head to the horizon; channels are independent.
+- `SmallViT`: a ViT for small images with shifted patch tokens (SPT) and locality self-attention (LSA), the
+  ViT-Tiny of the CIFAR-10 experiment (Figure 2a), with active attention.
 - `gpt2_moe`: GPT-2 with its FFNs replaced by sparse MoE blocks with a linear or quadratic router (Table 3), and
   `parameter_counts` (total and active parameters, Table 5).
 """
@@ -143,3 +145,75 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
             experts = sum(p.numel() for p in (module.w1, module.w2, module.b1, module.b2) if p is not None)
             inactive += experts - experts // module.num_experts * module.top_k
     return {"total": total, "active": total - inactive}
+
+
+class ShiftedPatchTokens(nn.Module):
+    """Shifted patch tokenisation (SPT, for ViTs on small datasets): the image and its four copies shifted by half
+    a patch along the diagonals, cut into patches, each flattened, layer-normed and embedded."""
+
+    def __init__(self, channels: int, patch: int, dim: int) -> None:
+        super().__init__()
+        self.patch, self.shift = patch, patch // 2
+        self.norm = nn.LayerNorm(5 * channels * patch * patch)
+        self.embed = nn.Linear(5 * channels * patch * patch, dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        s = self.shift
+        padded = nn.functional.pad(images, (s, s, s, s))  # (B, C, H + 2s, W + 2s)
+        H, W = images.shape[-2:]
+        shifts = ((-s, -s), (-s, s), (s, -s), (s, s))
+        crops = [images] + [padded[..., s + dy : s + dy + H, s + dx : s + dx + W] for dy, dx in shifts]
+        x = torch.cat(crops, dim=1)  # (B, 5C, H, W)
+        B, C5 = x.shape[:2]
+        patches = x.unfold(2, self.patch, self.patch).unfold(3, self.patch, self.patch)  # (B, 5C, h, w, p, p)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(B, -1, C5 * self.patch * self.patch)  # (B, hw, 5C p p)
+        return self.embed(self.norm(patches))
+
+
+class ViTBlock(nn.Module):
+    """Pre-norm Transformer block: x + attention(LN x), then x + MLP(LN x)."""
+
+    def __init__(self, dim: int, heads: int, mlp: int, dropout: float, value_activation: str, locality: bool) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attention = MultiHeadAttention(dim, heads, value_activation, dropout=dropout, locality=locality)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class SmallViT(nn.Module):
+    """A ViT for small images (CIFAR-10, Fashion-MNIST): SPT tokens (or plain patches), a class token, learned
+    positions, pre-norm blocks with (locality) active attention, a linear head on the class token."""
+
+    def __init__(
+        self, image_size: int, channels: int, classes: int, patch: int = 4, dim: int = 192, depth: int = 6,
+        heads: int = 8, mlp: int = 384, dropout: float = 0.0, value_activation: str = "identity",
+        spt: bool = True, locality: bool = True,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        if image_size % patch:
+            raise ConfigError.invalid("patch", patch, f"a divisor of the image size {image_size}")
+        self.patch = patch
+        self.tokens = ShiftedPatchTokens(channels, patch, dim) if spt else nn.Sequential(
+            nn.Conv2d(channels, dim, patch, patch), nn.Flatten(2)
+        )  # fmt: skip
+        self.spt = spt
+        count = (image_size // patch) ** 2
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position = nn.Parameter(torch.randn(1, count + 1, dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            ViTBlock(dim, heads, mlp, dropout, value_activation, locality) for _ in range(depth)
+        )
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.tokens(images) if self.spt else self.tokens(images).transpose(1, 2)  # (B, hw, dim)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.position
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x[:, 0]))  # (B, classes)

@@ -77,3 +77,39 @@ def test_gpt2_moe_trains_with_its_load_balancing_loss(router):
         assert counts["total"] - counts["active"] == 2 * experts_per_block // 2  # 2 of 4 experts idle, 2 blocks
         assert moe_aux_loss(model).item() > 0
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("spt, locality", [(True, True), (False, False)])
+def test_small_vit_classifies_and_learns(spt, locality):
+    from quadratic_gating.models import SmallViT
+
+    torch.manual_seed(0)
+    model = SmallViT(12, 1, 3, patch=4, dim=16, depth=2, heads=2, mlp=32, value_activation="gelu", spt=spt,
+                     locality=locality)  # fmt: skip
+    images = torch.randn(30, 1, 12, 12)
+    labels = torch.arange(30) % 3
+    images[labels == 1, :, :6] += 2  # learnable: class by where the bright half is
+    images[labels == 2, :, 6:] += 2
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert (model(images).argmax(-1) == labels).float().mean() > 0.9
+
+
+def test_shifted_patches_hold_the_image_and_its_four_diagonal_shifts():
+    from quadratic_gating.models import ShiftedPatchTokens
+
+    tokens = ShiftedPatchTokens(1, patch=2, dim=4)
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    s = tokens.shift
+    padded = torch.nn.functional.pad(image, (s, s, s, s))
+    captured = {}
+    tokens.norm.register_forward_hook(lambda m, inputs, out: captured.setdefault("patches", inputs[0]))
+    tokens(image)
+    first = captured["patches"][0, 0].reshape(5, 2, 2)  # the top-left patch of the 5 images
+    assert torch.equal(first[0], image[0, 0, :2, :2])
+    assert torch.equal(first[1], padded[0, 0, 0:2, 0:2])  # shifted by (-1, -1): zeros come in at the top-left
+    assert torch.equal(first[4], padded[0, 0, 2:4, 2:4])  # shifted by (+1, +1)
