@@ -1,0 +1,162 @@
+"""Active attention on image classification (Figure 2a at small scale): a ViT with shifted patch tokens and locality
+self-attention, one run per value activation and seed, on CIFAR-10 (python batches) or an IDX set (MNIST,
+Fashion-MNIST).
+
+    python -m quadratic_gating.vision --config quadratic_gating/configs/vision_fashion_mnist.yaml
+
+The sweep is activations x seeds. Each point trains `SmallViT` with AdamW, linear warm-up and cosine decay
+(`common.training.loop`) on the training set (or a per-class `train_fraction` of it, the same images for every
+point), and reports top-1 accuracy on the whole test set. Images are scaled to [0, 1] and normalised with
+the training set's per-channel mean and standard deviation; no augmentation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from common import runs
+from common.config import ConfigError, cli_config
+from common.data.images import cifar10_dataset, idx_dataset
+from common.data.sampling import per_class_subset
+from common.finetune.sweeps import classification_results, finish, run_all
+from common.layers.attention import VALUE_ACTIVATIONS
+from common.training.loop import Optimization, fit, predictions, total_steps
+from quadratic_gating.models import SmallViT
+
+EXPERIMENT = "vision"
+DATASETS = {"cifar10": (32, 3), "fashion_mnist": (28, 1), "mnist": (28, 1)}  # image size, channels
+
+
+@dataclass
+class ViTConfig:
+    patch: int = 4
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp: int = 128
+    dropout: float = 0.0
+    spt: bool = True
+    locality: bool = True
+
+
+@dataclass
+class Config:
+    results_dir: str = "results/quadratic_gating_vision"
+    dataset: str = "fashion_mnist"
+    data_root: str = "/usr/share/datasets/fashion-mnist"
+    activations: list[str] = field(default_factory=lambda: list(VALUE_ACTIVATIONS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    train_fraction: float = 1.0  # a per-class fraction of the training set (CPU-sized runs)
+    model: ViTConfig = field(default_factory=ViTConfig)
+    optimization: Optimization = field(
+        default_factory=lambda: Optimization(
+            epochs=5, batch_size=128, learning_rate=1e-3, weight_decay=0.05, warmup_steps=100, scheduler="cosine"
+        )  # fmt: skip
+    )
+    eval_batch_size: int = 512
+    checkpoint_every: int = 200
+    threads: int = 0
+
+    def validate(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError.invalid("dataset", self.dataset, f"one of {', '.join(DATASETS)}")
+        unknown = [a for a in self.activations if a not in VALUE_ACTIVATIONS]
+        if not self.activations or unknown:
+            raise ConfigError.invalid("activations", self.activations, f"names among {', '.join(VALUE_ACTIVATIONS)}")
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError.invalid("train_fraction", self.train_fraction, "a fraction in (0, 1]")
+        size = DATASETS[self.dataset][0]
+        if size % self.model.patch:
+            raise ConfigError.invalid("model.patch", self.model.patch, f"a divisor of the image size {size}")
+
+
+@dataclass(frozen=True)
+class Point:
+    activation: str
+    seed: int
+
+
+def sweep(cfg: Config) -> list[Point]:
+    return [Point(a, s) for s in cfg.seeds for a in cfg.activations]
+
+
+def point_record(cfg: Config, point: Point) -> dict:
+    keep = ("dataset", "train_fraction", "model", "optimization")
+    return {**asdict(point), **{k: v for k, v in asdict(cfg).items() if k in keep},
+            "data_root": str(Path(cfg.data_root).absolute())}  # fmt: skip
+
+
+def point_dir(cfg: Config, point: Point) -> Path:
+    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
+
+
+def is_done(cfg: Config, point: Point) -> bool:
+    return runs.is_done(point_dir(cfg, point))
+
+
+def check_inputs(cfg: Config) -> tuple[TensorDataset, TensorDataset]:
+    """The (train, test) sets, read and checked."""
+    read = cifar10_dataset if cfg.dataset == "cifar10" else idx_dataset
+    return read(cfg.data_root, "train"), read(cfg.data_root, "test")
+
+
+class Normalise:
+    """uint8 (N, H, W[, C]) batches -> float (N, C, H, W) scaled with the training set's channel statistics."""
+
+    def __init__(self, train_images: torch.Tensor) -> None:
+        x = self._float(train_images)
+        self.mean, self.std = x.mean((0, 2, 3), keepdim=True), x.std((0, 2, 3), keepdim=True)
+
+    @staticmethod
+    def _float(images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255
+        return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+
+    def __call__(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([image for image, _ in items])
+        return (self._float(images) - self.mean[0:1]) / self.std[0:1], torch.stack([label for _, label in items])
+
+
+def run_point(cfg: Config, point: Point) -> Path:
+    path = point_dir(cfg, point)
+    if runs.is_done(path):
+        return path
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    train, test = check_inputs(cfg)
+    keep = per_class_subset(train.tensors[1].numpy(), cfg.train_fraction, seed=0)  # one subset for every point
+    train = TensorDataset(*(t[torch.from_numpy(keep)] for t in train.tensors))
+    collate = Normalise(train.tensors[0])
+    size, channels = DATASETS[cfg.dataset]
+    torch.manual_seed(point.seed)
+    model = SmallViT(size, channels, 10, value_activation=point.activation, **asdict(cfg.model))
+    steps = total_steps(len(train), cfg.optimization)
+
+    def loss_fn(model, batch):
+        images, labels = batch
+        return torch.nn.functional.cross_entropy(model(images), labels)
+
+    losses = fit(model, train, collate, loss_fn, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every)
+    predicted = predictions(model, test, collate, lambda m, b: m(b[0]).argmax(-1), cfg.eval_batch_size)
+    counts = {"parameters": sum(p.numel() for p in model.parameters())}
+    results = classification_results(predicted, test.tensors[1].numpy(), len(train), 10, steps, losses, started, counts)
+    return finish(path, point_record(cfg, point), results, {"losses": np.asarray(losses), "predictions": predicted},
+                  point.seed)  # fmt: skip
+
+
+def main(cfg: Config) -> None:
+    check_inputs(cfg)
+    run_all(sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
+            lambda p, r: f"{p.activation} seed={p.seed}: top-1 {r['accuracy']:.2f}%")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(cli_config(Config, description=__doc__))
