@@ -42,6 +42,7 @@ figures: $(VENV_STAMP)
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks.sigmoid_attention_grid
 	$(PY) -m benchmarks.synthetic_grids
+	$(PY) -m benchmarks.moe_attention
 
 lint: $(VENV_STAMP)
 	@test -x .venv/bin/ruff || { echo "ruff is not in .venv: run  .venv/bin/pip install -e '.[dev]'" >&2; exit 1; }

@@ -34,3 +34,13 @@ def test_adapter_benchmark_times_every_method_on_a_llama_shaped_model(tmp_path):
     written = json.loads((tmp_path / "adapters.json").read_text())["results"]["llama"]
     assert set(written["step_ratio_to_lora"]) == set(adapters.METHODS) and written["step_ratio_to_lora"]["lora"] == 1.0
     assert all(seconds > 0 for seconds in written["step_seconds"].values())
+
+
+def test_moe_and_attention_benchmark_reports_ratios_to_the_baselines(tmp_path):
+    from benchmarks import moe_attention
+
+    record = moe_attention.main(moe_attention.BenchConfig(tokens=64, sequence=16, steps=1, repeats=1, size="tiny",
+                                                          out_dir=str(tmp_path)))  # fmt: skip
+    assert record["results"]["moe"]["time_ratio_to_linear"]["linear"] == 1.0
+    assert set(record["results"]["attention"]["tokens_per_second"]) == {"identity", "gelu"}
+    assert (tmp_path / "moe_attention.json").is_file()
