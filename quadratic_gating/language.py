@@ -35,7 +35,7 @@ VARIANTS = {"dense": None, "moe_linear": "linear", "moe_quadratic": "quadratic"}
 
 @dataclass
 class Config:
-    results_dir: str = "results/quadratic_gating_language"
+    results_dir: str = "results/quadratic_gating"
     text_path: str = ""
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])

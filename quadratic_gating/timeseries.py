@@ -50,7 +50,7 @@ class PatchTSTConfig:
 
 @dataclass
 class Config:
-    results_dir: str = "results/timeseries"
+    results_dir: str = "results/quadratic_gating"
     csv_path: str = ""
     dataset: str = "ETTh1"  # which split rule applies (ETT months or 70/10/20)
     activations: list[str] = field(default_factory=lambda: list(VALUE_ACTIVATIONS))

@@ -48,7 +48,7 @@ class ViTConfig:
 
 @dataclass
 class Config:
-    results_dir: str = "results/quadratic_gating_vision"
+    results_dir: str = "results/quadratic_gating"
     dataset: str = "fashion_mnist"
     data_root: str = "/usr/share/datasets/fashion-mnist"
     activations: list[str] = field(default_factory=lambda: list(VALUE_ACTIVATIONS))

@@ -38,3 +38,26 @@ def test_bad_input_names_the_field_or_file(tmp_path):
         language.main(config(tmp_path, "block_size=500"))  # longer than the validation text
     with pytest.raises(ConfigError, match="missing.txt"):
         language.main(config(tmp_path, f"text_path={tmp_path / 'missing.txt'}"))
+
+
+def test_tables_put_our_runs_beside_the_paper(tmp_path):
+    from quadratic_gating import tables, timeseries
+    from tests.quadratic_gating.test_timeseries import TINY as SERIES
+    from tests.quadratic_gating.test_timeseries import write_csv
+
+    cfg = config(tmp_path, "seeds=[0,1]")
+    language.main(cfg)
+    csv = write_csv(tmp_path / "ETTh1.csv", rows=14400 + 10)
+    series = load_config(timeseries.Config, None, [f"results_dir={cfg.results_dir}", f"csv_path={csv}",
+                                                   "dataset=ETTh1", "activations=[identity,tanh]", "seeds=[0]",
+                                                   *SERIES, "epochs=1"])  # fmt: skip
+    timeseries.main(series)
+    out = tmp_path / "tables"
+    tables.main(tables.TablesConfig(results_dir=cfg.results_dir, out_dir=str(out)))
+    lm = (out / "table03_language.md").read_text()
+    assert "moe_quadratic" in lm and "2.9712" in lm and "±" in lm  # the paper's quadratic-router loss, two seeds
+    ts = (out / "table02_timeseries.csv").read_text()
+    assert "ETTh1" in ts and "0.414" in ts and "0.410" in ts  # the printed Linear and Tanh MSEs of PatchTST
+    counts = (out / "table05_param_counts.md").read_text()
+    assert "124.44 / 124.44" in counts and "124.46 / 166.97" in counts
+    assert not (out / "figure2_vision.csv").exists()  # no vision runs: nothing drawn

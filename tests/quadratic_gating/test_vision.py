@@ -35,6 +35,14 @@ def test_every_activation_trains_on_fashion_mnist_files(tmp_path):
         results = runs.read_run(vision.point_dir(cfg, point))["results"]
         assert results["test_examples"] == 20 and results["train_examples"] == 30 and 0 <= results["accuracy"] <= 100
     assert len(vision.sweep(cfg)) == 6
+    from quadratic_gating import tables
+
+    tables.main(tables.TablesConfig(results_dir=cfg.results_dir, out_dir=str(tmp_path / "tables")))
+    drawn = (tmp_path / "tables" / "figure2_vision.csv").read_text()
+    assert (
+        drawn.splitlines()[1].startswith("fashion_mnist,identity")
+        and (tmp_path / "tables" / "figure2_vision.png").is_file()
+    )
 
 
 def test_cifar10_batches_and_a_training_fraction(tmp_path):

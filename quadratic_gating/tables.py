@@ -1,0 +1,155 @@
+"""The quadratic-gating paper's real-experiment tables from saved runs, beside the printed numbers.
+
+    python -m quadratic_gating.tables [results_dir=results/quadratic_gating] [out_dir=results/quadratic_gating/tables]
+
+Reads the runs of `quadratic_gating.timeseries`, `.vision` and `.language` under `results_dir` (their default
+`results_dir`) and writes, as csv + markdown:
+
+- `table02_timeseries`: test MSE and MAE (mean ± std over seeds) per dataset and value activation, beside the
+  printed PatchTST MSE of Table 2 (`identity` is the paper's Linear row) and the relative difference;
+- `figure2_vision` (+ pdf/png): top-1 accuracy per value activation (mean ± std), one bar each;
+- `table03_language`: validation loss per model (dense, MoE linear, MoE quadratic) beside Table 3's FineWeb-Edu
+  numbers (another corpus and scale: only the order of the three is comparable);
+- `table05_param_counts`: our GPT2 dense / MoE counts at the paper's configuration beside Table 5.
+
+A table with no runs says so; nothing is trained here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from common import runs
+from common.config import cli_config
+from common.plotting import save_figure, use_house_style, write_table
+
+PAPER = Path(__file__).parent / "paper_results"
+PAPER_ACTIVATION = {"identity": "Linear", "gelu": "GELU", "relu": "ReLU", "sigmoid": "Sigmoid", "silu": "SiLU",
+                    "tanh": "Tanh"}  # fmt: skip
+PAPER_MODEL = {"dense": "Dense", "moe_linear": "MoE (linear)", "moe_quadratic": "MoE (quadratic)"}
+
+
+@dataclass
+class TablesConfig:
+    results_dir: str = "results/quadratic_gating"
+    out_dir: str = "results/quadratic_gating/tables"
+
+
+def collect(folder: Path) -> pd.DataFrame:
+    """One row per finished run under `folder`: its config record and results."""
+    rows = []
+    for path in sorted(folder.glob("*")):
+        if runs.is_done(path):
+            run = runs.read_run(path)
+            rows.append({**{k: v for k, v in run["config"].items() if not isinstance(v, dict)}, **run["results"]})
+    return pd.DataFrame(rows)
+
+
+def mean_std(values: pd.Series, digits: int) -> str:
+    return (
+        f"{values.mean():.{digits}f} ± {values.std():.{digits}f}" if len(values) > 1 else f"{values.mean():.{digits}f}"
+    )
+
+
+def timeseries_table(ours: pd.DataFrame) -> pd.DataFrame:
+    paper = pd.read_csv(PAPER / "table02_timeseries_mse_activations.csv", dtype={"value": str})
+    paper = paper[paper["model"] == "PatchTST"]
+    rows = []
+    ours = ours.assign(order=ours["activation"].map(list(PAPER_ACTIVATION).index)).sort_values(["dataset", "order"])
+    for (dataset, horizon, activation), group in ours.groupby(["dataset", "horizon", "activation"], sort=False):
+        printed = paper[(paper["dataset"] == dataset) & (paper["activation"] == PAPER_ACTIVATION[activation])]["value"]
+        paper_mse = printed.iloc[0] if len(printed) else ""
+        rows.append({
+            "dataset": dataset, "horizon": horizon, "activation": activation, "seeds": len(group),
+            "test MSE": mean_std(group["test_mse"], 4), "test MAE": mean_std(group["test_mae"], 4),
+            "paper MSE (PatchTST)": paper_mse,
+            "difference (%)": round(100 * (group["test_mse"].mean() / float(paper_mse) - 1), 1) if paper_mse else "",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def vision_table(ours: pd.DataFrame, out: Path) -> pd.DataFrame:
+    ours = ours.assign(order=ours["activation"].map(list(PAPER_ACTIVATION).index)).sort_values("order")
+    table = ours.groupby(["dataset", "activation"], sort=False)["accuracy"].agg(["mean", "std", "count"]).reset_index()
+    use_house_style()
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for i, (dataset, group) in enumerate(table.groupby("dataset")):
+        ax.bar([f"{a}" for a in group["activation"]], group["mean"], yerr=group["std"].fillna(0), capsize=3,
+               color=f"C{i}", label=dataset)  # fmt: skip
+    ax.set_ylim(table["mean"].min() - 3, min(100, table["mean"].max() + 2))
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Active attention: value activation")
+    ax.legend()
+    save_figure(fig, out / "figure2_vision")
+    plt.close(fig)
+    return table.rename(columns={"mean": "accuracy", "count": "seeds"})
+
+
+def language_table(ours: pd.DataFrame) -> pd.DataFrame:
+    paper = pd.read_csv(PAPER / "table03_gpt2_moe_hellaswag.csv", dtype=str)
+    paper = paper[paper["metric"] == "val_loss"]
+    rows = []
+    ours = ours.assign(order=ours["variant"].map(list(PAPER_MODEL).index)).sort_values(["order", "seed"])
+    for variant, group in ours.groupby("variant", sort=False):
+        printed = paper[paper["model"] == PAPER_MODEL[variant]]["value"]
+        rows.append(
+            {
+                "model": variant,
+                "seeds": len(group),
+                "validation loss (ours, nats/char)": mean_std(group["val_loss"], 4),
+                "active params": int(group["active_params"].iloc[0]),
+                "total params": int(group["total_params"].iloc[0]),
+                "paper validation loss (FineWeb-Edu, GPT2 124M)": printed.iloc[0],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def param_counts_table() -> pd.DataFrame:
+    import torch
+    from transformers import GPT2Config
+
+    from quadratic_gating.models import gpt2_moe, parameter_counts
+
+    paper = pd.read_csv(PAPER / "hparams_table05_param_counts.csv")
+    rows = []
+    for name, router in (("GPT2-dense", None), ("GPT2-MoE (Linear)", "linear"), ("GPT2-MoE (Quadratic)", "quadratic")):
+        printed = paper[paper["model"] == name].set_index("quantity")["value"]
+        row = {"model": name, "paper active (M)": printed["active_params"], "paper total (M)": printed["total_params"]}
+        for every, label in ((1, "all 12 blocks"), (4, "every 4th block")):
+            if router is None and every > 1:
+                continue
+            with torch.device("meta"):
+                counts = parameter_counts(gpt2_moe(GPT2Config(n_inner=3072), router, moe_every=every))
+            row[f"ours, MoE in {label}: active / total (M)"] = (
+                f"{counts['active'] / 1e6:.2f} / {counts['total'] / 1e6:.2f}"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(cfg: TablesConfig) -> None:
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(cfg.results_dir)
+    for name, folder, build in (
+        ("table02_timeseries", root / "timeseries", timeseries_table),
+        ("figure2_vision", root / "vision", lambda df: vision_table(df, out)),
+        ("table03_language", root / "language", language_table),
+    ):
+        ours = collect(folder)
+        if ours.empty:
+            print(f"{name}: no finished runs under {folder}")
+            continue
+        write_table(build(ours), out / name)
+        print(f"{name}: {len(ours)} runs")
+    write_table(param_counts_table(), out / "table05_param_counts")
+    print(f"tables in {out}")
+
+
+if __name__ == "__main__":
+    main(cli_config(TablesConfig, description=__doc__))
