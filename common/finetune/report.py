@@ -193,16 +193,23 @@ def sample_efficiency(ours: pd.DataFrame, methods: list[str], datasets: list[str
 
 
 def plot_sample_efficiency(table: pd.DataFrame, dataset: str, path_stem: str | Path, title: str) -> list[Path]:
-    """Accuracy (mean ± std over seeds) against the training fraction, one line per method."""
+    """Accuracy (mean ± std over seeds) against the training fraction, one line per method in the order of
+    METHOD_NAMES, each with its own marker and dash so that curves that coincide stay visible."""
     use_house_style()
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
-    for method, group in table[table["dataset"] == dataset].groupby("method", sort=False):
-        group = group.sort_values("fraction")
+    rows = table[table["dataset"] == dataset]
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--")]
+    methods = [m for m in METHOD_NAMES if m in set(rows["method"])]
+    for (marker, dash), method in zip(styles * 2, methods, strict=False):
+        group = rows[rows["method"] == method].sort_values("fraction")
         ax.errorbar(
-            100 * group["fraction"], group["accuracy"], yerr=group["std"].fillna(0), marker="o", capsize=3,
-            label=METHOD_NAMES.get(method, method),
+            100 * group["fraction"], group["accuracy"], yerr=group["std"].fillna(0), marker=marker, linestyle=dash,
+            capsize=3, label=METHOD_NAMES[method],
         )  # fmt: skip
+    fractions = sorted(rows["fraction"].unique())
     ax.set_xscale("log")
+    ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g}" for f in fractions])
+    ax.minorticks_off()
     ax.set_xlabel("training fraction f (%)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title)
@@ -291,7 +298,7 @@ def text_classification_table(ours: pd.DataFrame, methods: list[str]) -> pd.Data
             row[f"f = {100 * fraction:g}%"] = f"{cell.mean():.1f} ± {cell.std():.1f}" if len(cell) else NOT_RUN
         row["seeds"] = int(group.groupby("fraction")["seed"].nunique().min())
         row["adapter + head params"] = int(group["trainable_params"].iloc[0])
-        row["CPU minutes"] = round(group["seconds"].sum() / 60, 1)
+        row["CPU minutes"] = f"{group['seconds'].sum() / 60:.1f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
