@@ -82,10 +82,13 @@ class ClusterProfile:
     constraint: str | None = None
     array_parallelism: int = 64  # jobs of an array that run at the same time
     max_array_size: int = 1000  # the most jobs in one array (SLURM's MaxArraySize - 1); more are split into arrays
+    max_timeouts: int = 3  # how often submitit requeues a job that reaches its time limit before giving up
     setup: list[str] = field(default_factory=list)  # shell lines run before each job, e.g. activating an env
 
     def validate(self) -> None:
         self.default_resources().validate()
+        if self.max_timeouts < 0:
+            raise ConfigError.invalid("max_timeouts", self.max_timeouts, "an integer >= 0")
         for name in ("array_parallelism", "signal_delay_s", "max_array_size"):
             if getattr(self, name) < 1:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
@@ -311,7 +314,7 @@ def build_executor(cluster: str, launch: Launch, profile: ClusterProfile | None)
         # Local jobs see this machine's GPUs (submitit hides all GPUs from a job that asks for none).
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=torch.cuda.device_count())
         return executor
-    executor = submitit.SlurmExecutor(folder)
+    executor = submitit.SlurmExecutor(folder, max_num_timeout=profile.max_timeouts)
     executor.update_parameters(**profile.sbatch_parameters(launch.job_resources(profile), launch.name))
     return executor
 

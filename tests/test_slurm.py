@@ -143,7 +143,7 @@ def test_slurm_executor_gets_the_profile_parameters(tmp_path, profiles, monkeypa
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     (profiles / "mycluster.yaml").write_text(
         "partition: gpu\ngpus_per_node: 2\ncpus_per_task: 4\nmem_gb: 16\ntimeout_min: 30\naccount: lab\n"
-        "array_parallelism: 5\nsignal_delay_s: 120\nsetup: [module load cuda]\n"
+        "array_parallelism: 5\nsignal_delay_s: 120\nsetup: [module load cuda]\nmax_timeouts: 7\n"
     )
     launch = submit.Launch("toy", toy_experiment, toy_experiment.Config(results_dir=str(tmp_path)), None, [], None)
     executor = submit.build_executor("mycluster", launch, submit.load_profile("mycluster"))
@@ -152,6 +152,7 @@ def test_slurm_executor_gets_the_profile_parameters(tmp_path, profiles, monkeypa
     assert parameters["gpus_per_node"] == 2 and parameters["cpus_per_task"] == 4
     assert parameters["mem"] == "16GB" and parameters["time"] == 30 and parameters["signal_delay_s"] == 120
     assert parameters["array_parallelism"] == 5 and parameters["setup"] == ["module load cuda"]
+    assert executor.max_num_timeout == 7
     sbatch = executor._make_submission_file_text("python -m x", "uid")
     for line in [
         "#SBATCH --partition=gpu",

@@ -116,25 +116,30 @@ def test_a_requeued_training_job_resumes_and_every_result_is_there_once(tmp_path
     assert len(_assert_training_like_reference(cfg, toy_training.Point(1), tmp_path / "reference")) == 1
 
 
-def test_a_job_at_its_time_limit_checkpoints_on_the_signal_is_requeued_and_finishes(tmp_path, monkeypatch):
-    # A one-minute limit and the stop signal 30 s before it; no periodic checkpoint (every 1000 steps), so a
-    # resume past step 0 can only come from the checkpoint written on the signal.
-    monkeypatch.setattr(submit, "PROFILES_DIR", tmp_path / "clusters")
-    (tmp_path / "clusters").mkdir()
-    (tmp_path / "clusters" / "oneminute.yaml").write_text(
-        "partition: local\ngpus_per_node: 0\ncpus_per_task: 1\nmem_gb: 1\ntimeout_min: 1\nsignal_delay_s: 30\n"
-    )
-    overrides = [f"results_dir={tmp_path / 'runs'}", "steps=60", "step_seconds=0.5", "checkpoint_every=1000"]
-    assert submit.main([TRAINING, "--cluster", "oneminute", "--wait", *overrides]) == 0
-
-    cfg = load_config(toy_training.Config, None, overrides)
-    starts = _assert_training_like_reference(cfg, toy_training.Point(0), tmp_path / "reference")
-    assert len(starts) >= 2 and starts[0]["step"] == 0 and 0 < starts[1]["step"] < cfg.steps
+def test_the_stop_signal_checkpoints_and_submitit_requeues_the_job_which_resumes(tmp_path):
+    # SLURM sends USR2 (submitit's stop signal) `signal_delay_s` before a job's time limit, or on preemption. Here the
+    # test sends it itself (scancel --signal=USR2) once the job is under way: with SLURM's own timer and one-minute
+    # limits, this local SLURM signalled requeued jobs again within seconds of their restart, often before Python had
+    # installed any handler, which made a timer-driven test fail at random. No periodic checkpoint (every 1000
+    # steps), so a resume past step 0 can only come from the checkpoint written on the signal.
+    overrides = [f"results_dir={tmp_path / 'runs'}", "steps=60", "step_seconds=0.3", "checkpoint_every=1000"]
+    assert submit.main([TRAINING, "--cluster", "localhost", *overrides]) == 0
     (record,) = jobs.read_submissions(tmp_path)
     (job_id,) = record.jobs
-    assert _restarts(job_id) == len(starts) - 1
+    cfg = load_config(toy_training.Config, None, overrides)
+    path = toy_training.point_dir(cfg, toy_training.Point(0))
+    deadline = time.time() + 180
+    while not (path / runs.LOG_FILE).is_file() or len(_steps(path)[0]) < 15:
+        assert time.time() < deadline, "the job did not get going"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    submit.wait_for_slurm([job_id])
+
+    starts = _assert_training_like_reference(cfg, toy_training.Point(0), tmp_path / "reference")
+    assert [start["step"] for start in starts] == [0, starts[1]["step"]] and starts[1]["step"] >= 15
+    assert _restarts(job_id) == 1
     log = jobs.job_paths(record.log_dir, job_id).stderr.read_text()
-    assert "received SIGUSR2: checkpointing after the current step" in log and "timed-out" in log
+    assert "received SIGUSR2: checkpointing after the current step" in log and "Caught signal SIGUSR2" in log
 
 
 def test_a_failing_array_element_is_reported_and_the_others_finish(tmp_path, capsys):

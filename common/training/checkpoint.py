@@ -28,6 +28,7 @@ length, so that steps redone after a resume are logged once, not twice.
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -74,7 +75,8 @@ class Checkpointer:
 
     def _note_signal(self, signum: int, frame: Any) -> None:
         logger.warning("received %s: checkpointing after the current step", signal.Signals(signum).name)
-        self.stop_signal = signum
+        if self.stop_signal != preemption_signal():  # a pending requeue request wins over a later SIGTERM
+            self.stop_signal = signum
 
     def load(self, map_location: str | torch.device = "cpu") -> dict | None:
         """The saved state, or None when there is no checkpoint; the log is cut back to the saved length."""
@@ -108,7 +110,18 @@ class Checkpointer:
         signum, self.stop_signal = self.stop_signal, None
         previous = self._previous_handlers.get(signum, signal.SIG_DFL)
         if signum == preemption_signal() and callable(previous):
-            previous(signum, None)
+            # submitit requeues the job and exits. SLURM stops the step at once (SIGCONT, SIGTERM): a process that
+            # a signal ends during interpreter shutdown (which resets the handlers) gets its job marked FAILED
+            # instead of requeued. So SIGTERM is ignored from here on and the process leaves without the slow
+            # shutdown, with submitit's exit code; the checkpoint and the log are already on disk.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                previous(signum, None)
+            except SystemExit as exit_request:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                code = exit_request.code
+                os._exit(code % 256 if isinstance(code, int) else 1)
             return
         self.__exit__()
         signal.signal(signum, signal.SIG_DFL)

@@ -82,8 +82,10 @@ def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
     assert not (tmp_path / "results").exists()
 
 
-def test_paper_dry_runs_list_the_llama_jobs_with_their_resources(tmp_path, capsys):
+def test_paper_dry_runs_list_the_llama_jobs_with_their_resources(tmp_path, capsys, monkeypatch):
     from slurm import submit
+
+    monkeypatch.setattr(submit, "slurm_partitions", lambda: None)  # the example profile's partition, not a live one
 
     root = write_commonsense(tmp_path / "commonsense", per_task=1)
     experiments = "commonsense_llama7b,commonsense_llama13b"

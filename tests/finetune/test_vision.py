@@ -121,9 +121,11 @@ def test_bad_data_is_refused_before_training_naming_the_file(tmp_path):
         vision.check_inputs(tiny_config(tmp_path, "vtab", fgvc, "tasks=[cifar]"))
 
 
-def test_paper_dry_runs_list_the_full_sweeps_with_gpu_resources(tmp_path, capsys):
+def test_paper_dry_runs_list_the_full_sweeps_with_gpu_resources(tmp_path, capsys, monkeypatch):
     """`slurm.submit --paper P --experiments vtab,fgvc --dry-run`: every point of the paper grid, one GPU each."""
     from slurm import submit
+
+    monkeypatch.setattr(submit, "slurm_partitions", lambda: None)  # the example profile's partition, not a live one
     from tests.fixtures import write_vtab as vtab_tree
 
     vtab_tree(tmp_path / "vtab", tasks=tuple(VTAB_TASKS), per_class=1)
