@@ -15,7 +15,7 @@ in the MoE models as in the dense one (active parameters match up to the router 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -25,8 +25,9 @@ import torch
 from common import runs
 from common.config import ConfigError, cli_config
 from common.data.files import existing_file
-from common.finetune.sweeps import finish, run_all
+from common.training import sweeps
 from common.training.loop import Optimization, fit
+from common.training.sweeps import finish, run_all
 from quadratic_gating.models import gpt2_moe, moe_aux_loss, parameter_counts
 
 EXPERIMENT = "language"
@@ -82,10 +83,8 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    skip = ("results_dir", "variants", "seeds", "threads", "checkpoint_every")
-    record = {k: v for k, v in asdict(cfg).items() if k not in skip}
-    record["text_path"] = str(Path(cfg.text_path).absolute())
-    return {**asdict(point), **record}
+    omit = ("results_dir", "variants", "seeds", "threads", "checkpoint_every")
+    return sweeps.point_record(point, cfg, omit, paths=["text_path"])
 
 
 def point_dir(cfg: Config, point: Point) -> Path:
@@ -142,8 +141,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
         return path
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    sweeps.set_threads(cfg.threads)
     started = time.perf_counter()
     train_ids, val_ids, vocabulary = check_inputs(cfg)
     torch.manual_seed(point.seed)

@@ -26,9 +26,10 @@ from torch.utils.data import DataLoader
 from common import runs
 from common.config import ConfigError, cli_config
 from common.data.timeseries import DATASETS, Windows, forecasting_splits, load_series
-from common.finetune.sweeps import finish, run_all
 from common.layers.attention import VALUE_ACTIVATIONS
+from common.training import sweeps
 from common.training.checkpoint import Checkpointer
+from common.training.sweeps import finish, run_all
 from quadratic_gating.models import PatchTST
 
 EXPERIMENT = "timeseries"
@@ -88,9 +89,7 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    record = {k: v for k, v in asdict(cfg).items() if k not in ("results_dir", "activations", "seeds", "threads")}
-    record["csv_path"] = str(Path(cfg.csv_path).absolute())
-    return {**asdict(point), **record}
+    return sweeps.point_record(point, cfg, ("results_dir", "activations", "seeds", "threads"), paths=["csv_path"])
 
 
 def point_dir(cfg: Config, point: Point) -> Path:
@@ -126,8 +125,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
         return path
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    sweeps.set_threads(cfg.threads)
     started = time.perf_counter()
     train, val, test = check_inputs(cfg)
     torch.manual_seed(point.seed)

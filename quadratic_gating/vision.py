@@ -25,9 +25,10 @@ from common import runs
 from common.config import ConfigError, cli_config
 from common.data.images import cifar10_dataset, idx_dataset
 from common.data.sampling import per_class_subset
-from common.finetune.sweeps import classification_results, finish, run_all
 from common.layers.attention import VALUE_ACTIVATIONS
+from common.training import sweeps
 from common.training.loop import Optimization, fit, predictions, total_steps
+from common.training.sweeps import classification_results, finish, run_all
 from quadratic_gating.models import SmallViT
 
 EXPERIMENT = "vision"
@@ -88,9 +89,8 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    keep = ("dataset", "train_fraction", "model", "optimization")
-    return {**asdict(point), **{k: v for k, v in asdict(cfg).items() if k in keep},
-            "data_root": str(Path(cfg.data_root).absolute())}  # fmt: skip
+    omit = ("results_dir", "activations", "seeds", "eval_batch_size", "checkpoint_every", "threads")
+    return sweeps.point_record(point, cfg, omit, paths=["data_root"])
 
 
 def point_dir(cfg: Config, point: Point) -> Path:
@@ -128,8 +128,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
         return path
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    sweeps.set_threads(cfg.threads)
     started = time.perf_counter()
     train, test = check_inputs(cfg)
     keep = per_class_subset(train.tensors[1].numpy(), cfg.train_fraction, seed=0)  # one subset for every point

@@ -16,7 +16,7 @@ changes nothing but the speed.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from common.config import ConfigError, cli_config
 from common.data import commonsense
 from common.data.sampling import per_class_subset
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.finetune.sweeps import check_device, device_of, finish, run_all
+from common.training import sweeps
 from common.training.loop import Optimization, fit, total_steps
+from common.training.sweeps import check_device, device_of, finish, run_all
 
 EXPERIMENT = "commonsense"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -100,12 +101,8 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    record = asdict(cfg)
-    for name in ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every"):
-        del record[name]  # where and how the run is carried out, not what it computes
-    record["data_root"] = str(Path(cfg.data_root).absolute())
-    record["tasks"] = cfg.task_names()
-    return {**asdict(point), **record}
+    omit = ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every")
+    return {**sweeps.point_record(point, cfg, omit, paths=["data_root"]), "tasks": cfg.task_names()}
 
 
 def point_dir(cfg: Config, point: Point) -> Path:

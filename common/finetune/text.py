@@ -29,8 +29,8 @@ from common.config import ConfigError, cli_config
 from common.data.sampling import per_class_subset
 from common.data.text import LabelledText, check_columns, read_labelled_csv
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.finetune.sweeps import classification_results, finish, run_all
 from common.training.loop import Optimization, fit, predictions, total_steps
+from common.training.sweeps import classification_results, finish, run_all, set_threads
 
 EXPERIMENT = "text_classification"
 
@@ -188,8 +188,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
         return path
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     started = time.perf_counter()
     train, test = load_data(cfg)
     keep = per_class_subset(train.labels, point.fraction, point.seed)

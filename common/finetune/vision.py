@@ -37,8 +37,8 @@ from common.data.vision import (
     vtab_dataset,
 )
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.finetune.sweeps import check_device, classification_results, device_of, finish, run_all
 from common.training.loop import Optimization, fit, predictions, total_steps
+from common.training.sweeps import check_device, classification_results, device_of, finish, run_all
 
 EXPERIMENT = "vision"
 BENCHMARKS = {"vtab": (VTAB_TASKS, VTAB_SPLITS), "fgvc": (FGVC_DATASETS, FGVC_SPLITS)}

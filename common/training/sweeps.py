@@ -1,9 +1,11 @@
-"""What every fine-tuning entry point does around its training: the sweep loop, the results, the run record."""
+"""What every training entry point does around its training: the point record, the sweep loop, the results and
+the run record."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,20 @@ import torch
 from common import runs
 from common.config import ConfigError
 from common.training.loop import top1
+
+
+def point_record(point: Any, cfg: Any, omit: Sequence[str] = (), paths: Sequence[str] = ()) -> dict:
+    """What a sweep point's numbers depend on: its own fields and the config's, except the fields in `omit` (where and
+    how the run is carried out), with the path fields in `paths` made absolute."""
+    record = {name: value for name, value in asdict(cfg).items() if name not in omit}
+    record.update({name: str(Path(getattr(cfg, name)).absolute()) for name in paths})
+    return {**asdict(point), **record}
+
+
+def set_threads(threads: int) -> None:
+    """torch's CPU threads for this run (0: leave torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def classification_results(
