@@ -5,6 +5,10 @@ be active attention (Eq. (20): a value activation).
   normalisation (RevIN without affine parameters), patches of `patch_len` with `stride` (the series padded at the
   end by repeating its last value `stride` times), a linear patch embedding with a learned position embedding, a
   Transformer encoder with BatchNorm, and a flatten-linear head to the horizon; channels are independent.
+- `ForecastTransformer`: the encoder-decoder Transformer of the time-series experiments (Table 2), the Informer
+  family's baseline: value, position and time-feature embeddings, post-norm encoder and decoder layers (the
+  decoder's self-attention causal, its cross-attention on the encoder's output), a linear output; the decoder
+  reads the last `label_len` look-back rows followed by zeros and predicts the horizon.
 - `SmallViT`: a ViT for small images with shifted patch tokens (SPT) and locality self-attention (LSA), the
   ViT-Tiny of the CIFAR-10 experiment (Figure 2a), with active attention.
 - `gpt2_moe`: GPT-2 with its FFNs replaced by sparse MoE blocks with a linear or quadratic router (Table 3), and
@@ -12,6 +16,8 @@ be active attention (Eq. (20): a value activation).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -35,9 +41,12 @@ class BatchNormTokens(nn.Module):
 class EncoderLayer(nn.Module):
     """Post-norm Transformer encoder layer: x + attention -> norm -> x + FFN -> norm."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, value_activation: str, norm: str) -> None:
+    def __init__(
+        self, dim: int, heads: int, ffn: int, dropout: float, value_activation: str, norm: str,
+        attention_dropout: float = 0.0,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.attention = MultiHeadAttention(dim, heads, value_activation=value_activation, dropout=dropout)
+        self.attention = MultiHeadAttention(dim, heads, value_activation=value_activation, dropout=attention_dropout)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
         make_norm = BatchNormTokens if norm == "batch" else nn.LayerNorm
         self.norm1, self.norm2 = make_norm(dim), make_norm(dim)
@@ -64,6 +73,7 @@ class PatchTST(nn.Module):
         ffn: int = 256,
         dropout: float = 0.2,
         head_dropout: float = 0.0,
+        attention_dropout: float = 0.0,
         value_activation: str = "identity",
     ) -> None:
         super().__init__()
@@ -75,7 +85,7 @@ class PatchTST(nn.Module):
         self.position = nn.Parameter(torch.empty(self.num_patches, dim).uniform_(-0.02, 0.02))
         self.dropout = nn.Dropout(dropout)
         self.encoder = nn.ModuleList(
-            EncoderLayer(dim, heads, ffn, dropout, value_activation, norm="batch") for _ in range(layers)
+            EncoderLayer(dim, heads, ffn, dropout, value_activation, "batch", attention_dropout) for _ in range(layers)
         )
         self.head = nn.Sequential(nn.Flatten(-2), nn.Dropout(head_dropout), nn.Linear(self.num_patches * dim, horizon))
         self.channels, self.horizon = channels, horizon
@@ -92,6 +102,84 @@ class PatchTST(nn.Module):
             tokens = layer(tokens)
         y = self.head(tokens.reshape(B, C, self.num_patches, -1))  # (B, C, horizon)
         return y.transpose(1, 2) * std + mean
+
+
+def sinusoid_positions(length: int, dim: int) -> torch.Tensor:
+    """(length, dim) sine / cosine position encoding of "Attention is all you need"."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
+    return table
+
+
+class SeriesEmbedding(nn.Module):
+    """(B, T, channels) values and (B, T, marks) time features -> (B, T, dim): a circular 3-tap convolution of the
+    values + sinusoidal positions + a linear map of the time features."""
+
+    def __init__(self, channels: int, marks: int, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.values = nn.Conv1d(channels, dim, 3, padding=1, padding_mode="circular", bias=False)
+        self.marks = nn.Linear(marks, dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, marks: torch.Tensor) -> torch.Tensor:
+        position = sinusoid_positions(x.shape[1], self.marks.out_features).to(x.device)
+        return self.dropout(self.values(x.transpose(1, 2)).transpose(1, 2) + position + self.marks(marks))
+
+
+class DecoderLayer(nn.Module):
+    """Post-norm decoder layer: causal self-attention, cross-attention on the encoder's output, FFN."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, value_activation: str) -> None:
+        super().__init__()
+        self.attention = MultiHeadAttention(dim, heads, value_activation, causal=True, dropout=dropout)
+        self.cross = MultiHeadAttention(dim, heads, value_activation, dropout=dropout)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.dropout(self.attention(x)))
+        x = self.norm2(x + self.dropout(self.cross(x, context=memory)))
+        return self.norm3(x + self.dropout(self.ffn(x)))
+
+
+class ForecastTransformer(nn.Module):
+    """(B, lookback, channels) values with their time features, and the decoder span's time features
+    (B, label_len + horizon, marks) -> (B, horizon, channels)."""
+
+    def __init__(
+        self, channels: int, horizon: int, label_len: int = 48, dim: int = 512, heads: int = 8,
+        encoder_layers: int = 2, decoder_layers: int = 1, ffn: int = 2048, dropout: float = 0.05, marks: int = 4,
+        value_activation: str = "identity",
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.horizon, self.label_len = horizon, label_len
+        self.embed_encoder = SeriesEmbedding(channels, marks, dim, dropout)
+        self.embed_decoder = SeriesEmbedding(channels, marks, dim, dropout)
+        self.encoder = nn.ModuleList(
+            EncoderLayer(dim, heads, ffn, dropout, value_activation, "layer", dropout) for _ in range(encoder_layers)
+        )
+        self.decoder = nn.ModuleList(
+            DecoderLayer(dim, heads, ffn, dropout, value_activation) for _ in range(decoder_layers)
+        )
+        self.encoder_norm, self.decoder_norm = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, channels)
+
+    def forward(self, x: torch.Tensor, x_marks: torch.Tensor, y_marks: torch.Tensor) -> torch.Tensor:
+        B, _, C = x.shape
+        start = x[:, x.shape[1] - self.label_len :]
+        decoder_input = torch.cat([start, x.new_zeros(B, self.horizon, C)], dim=1)
+        memory = self.embed_encoder(x, x_marks)
+        for layer in self.encoder:
+            memory = layer(memory)
+        memory = self.encoder_norm(memory)
+        h = self.embed_decoder(decoder_input, y_marks)
+        for layer in self.decoder:
+            h = layer(h, memory)
+        return self.out(self.decoder_norm(h))[:, -self.horizon :]
 
 
 class MoEMLP(nn.Module):

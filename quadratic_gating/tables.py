@@ -2,14 +2,16 @@
 
     python -m quadratic_gating.tables [results_dir=results/quadratic_gating] [out_dir=results/quadratic_gating/tables]
 
-Reads the runs of `quadratic_gating.timeseries`, `.vision` and `.language` under `results_dir` (their default
-`results_dir`) and writes, as csv + markdown:
+Reads the runs of `quadratic_gating.timeseries`, `.vision`, `.language` and `.pretrain` under `results_dir` (their
+default `results_dir`) and writes, as csv + markdown:
 
-- `table02_timeseries`: test MSE and MAE (mean ± std over seeds) per dataset and value activation, beside the
-  printed PatchTST MSE of Table 2 (`identity` is the paper's Linear row) and the relative difference;
+- `table02_timeseries`: test MSE and MAE (mean ± std over seeds) per model (PatchTST, Transformer), dataset and
+  value activation, beside the printed MSE of Table 2 (`identity` is the paper's Linear row) and the relative
+  difference;
 - `figure2_vision` (+ pdf/png): top-1 accuracy per value activation (mean ± std), one bar each;
 - `table03_language`: validation loss per model (dense, MoE linear, MoE quadratic) beside Table 3's FineWeb-Edu
   numbers (another corpus and scale: only the order of the three is comparable);
+- `table03_gpt2_moe`: GPT2 dense / MoE pre-training runs (validation loss, HellaSwag) beside Table 3;
 - `table05_param_counts`: our GPT2 dense / MoE counts at the paper's configuration beside Table 5.
 
 A table with no runs says so; nothing is trained here.
@@ -30,6 +32,7 @@ from common.plotting import save_figure, use_house_style, write_table
 PAPER = Path(__file__).parent / "paper_results"
 PAPER_ACTIVATION = {"identity": "Linear", "gelu": "GELU", "relu": "ReLU", "sigmoid": "Sigmoid", "silu": "SiLU",
                     "tanh": "Tanh"}  # fmt: skip
+PAPER_ARCHITECTURE = {"patchtst": "PatchTST", "transformer": "Transformer"}
 PAPER_MODEL = {"dense": "Dense", "moe_linear": "MoE (linear)", "moe_quadratic": "MoE (quadratic)"}
 
 
@@ -57,16 +60,22 @@ def mean_std(values: pd.Series, digits: int) -> str:
 
 def timeseries_table(ours: pd.DataFrame) -> pd.DataFrame:
     paper = pd.read_csv(PAPER / "table02_timeseries_mse_activations.csv", dtype={"value": str})
-    paper = paper[paper["model"] == "PatchTST"]
     rows = []
-    ours = ours.assign(order=ours["activation"].map(list(PAPER_ACTIVATION).index)).sort_values(["dataset", "order"])
-    for (dataset, horizon, activation), group in ours.groupby(["dataset", "horizon", "activation"], sort=False):
-        printed = paper[(paper["dataset"] == dataset) & (paper["activation"] == PAPER_ACTIVATION[activation])]["value"]
+    order = ours["activation"].map(list(PAPER_ACTIVATION).index)
+    ours = ours.assign(order=order).sort_values(["architecture", "dataset", "order"])
+    for (architecture, dataset, horizon, activation), group in ours.groupby(
+        ["architecture", "dataset", "horizon", "activation"], sort=False
+    ):
+        model = PAPER_ARCHITECTURE[architecture]
+        printed = paper[
+            (paper["model"] == model) & (paper["dataset"] == dataset)
+            & (paper["activation"] == PAPER_ACTIVATION[activation])
+        ]["value"]  # fmt: skip
         paper_mse = printed.iloc[0] if len(printed) else ""
         rows.append({
-            "dataset": dataset, "horizon": horizon, "activation": activation, "seeds": len(group),
+            "model": model, "dataset": dataset, "horizon": horizon, "activation": activation, "seeds": len(group),
             "test MSE": mean_std(group["test_mse"], 4), "test MAE": mean_std(group["test_mae"], 4),
-            "paper MSE (PatchTST)": paper_mse,
+            "paper MSE": paper_mse,
             "difference (%)": round(100 * (group["test_mse"].mean() / float(paper_mse) - 1), 1) if paper_mse else "",
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -109,6 +118,24 @@ def language_table(ours: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def pretrain_table(ours: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 proper: our GPT2 dense / MoE runs (validation loss, HellaSwag) beside the printed ones."""
+    paper = pd.read_csv(PAPER / "table03_gpt2_moe_hellaswag.csv", dtype=str).set_index(["model", "metric"])["value"]
+    rows = []
+    ours = ours.assign(order=ours["variant"].map(list(PAPER_MODEL).index)).sort_values(["order", "seed"])
+    for variant, group in ours.groupby("variant", sort=False):
+        hellaswag = group["hellaswag"].dropna()
+        rows.append({
+            "model": variant, "seeds": len(group), "tokens (B)": round(group["tokens"].iloc[0] / 1e9, 3),
+            "validation loss": mean_std(group["val_loss"], 4),
+            "paper validation loss": paper[(PAPER_MODEL[variant], "val_loss")],
+            "HellaSwag (%)": mean_std(hellaswag, 2) if len(hellaswag) else "not run",
+            "paper HellaSwag (%)": paper[(PAPER_MODEL[variant], "acc_pct")],
+            "active params": int(group["active_params"].iloc[0]), "total params": int(group["total_params"].iloc[0]),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def param_counts_table() -> pd.DataFrame:
     import torch
     from transformers import GPT2Config
@@ -140,6 +167,7 @@ def main(cfg: TablesConfig) -> None:
         ("table02_timeseries", root / "timeseries", timeseries_table),
         ("figure2_vision", root / "vision", lambda df: vision_table(df, out)),
         ("table03_language", root / "language", language_table),
+        ("table03_gpt2_moe", root / "pretrain", pretrain_table),
     ):
         ours = collect(folder)
         if ours.empty:

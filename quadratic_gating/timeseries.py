@@ -1,14 +1,17 @@
-"""Active attention on long-horizon forecasting (Table 2): PatchTST with each value activation on any of the eight
-benchmark CSVs (or another file in the same format).
+"""Active attention on long-horizon forecasting (Table 2): PatchTST or the encoder-decoder Transformer with each
+value activation on any of the eight benchmark CSVs (or another file in the same format).
 
     python -m quadratic_gating.timeseries --config quadratic_gating/configs/timeseries_etth1.yaml \
         csv_path=/data/ETT-small/ETTh1.csv
+    python -m quadratic_gating.timeseries --config quadratic_gating/configs/timeseries_etth1_transformer.yaml \
+        csv_path=/data/ETT-small/ETTh1.csv
 
-The sweep is activations x seeds. Each point trains PatchTST (`common.data.timeseries` splits, train-only scaling)
-with Adam and PatchTST's "type3" schedule (the learning rate held for 3 epochs, then multiplied by 0.9 each epoch),
-stops early when the validation MSE has not improved for `patience` epochs, and reports the test MSE and MAE (on the
-scaled series, over every test window: no `drop_last`) of the epoch with the best validation MSE. "identity" is
-the paper's Linear baseline. Training resumes from the run's checkpoint after each finished epoch.
+The sweep is activations x seeds. Each point trains the `architecture` (`common.data.timeseries` splits, train-only
+scaling; the Transformer also reads the rows' time features) with Adam and a per-epoch schedule: PatchTST's "type3"
+(the learning rate held for 3 epochs, then multiplied by 0.9 each epoch) or the Informer family's "type1" (halved
+every epoch). It stops early when the validation MSE has not improved for `patience` epochs and reports the test MSE
+and MAE (on the scaled series, over every test window: no `drop_last`) of the epoch with the best validation MSE.
+"identity" is the paper's Linear baseline. Training resumes from the run's checkpoint after each finished epoch.
 """
 
 from __future__ import annotations
@@ -25,14 +28,16 @@ from torch.utils.data import DataLoader
 
 from common import runs
 from common.config import ConfigError, cli_config
-from common.data.timeseries import DATASETS, Windows, forecasting_splits, load_series
+from common.data.timeseries import DATASETS, Windows, forecasting_splits, load_dates, load_series, time_features
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.checkpoint import Checkpointer
 from common.training.sweeps import finish, run_all
-from quadratic_gating.models import PatchTST
+from quadratic_gating.models import ForecastTransformer, PatchTST
 
 EXPERIMENT = "timeseries"
+ARCHITECTURES = ("patchtst", "transformer")
+LR_SCHEDULES = ("type3", "type1")
 
 
 @dataclass
@@ -45,8 +50,23 @@ class PatchTSTConfig:
     dim: int = 16
     heads: int = 4
     ffn: int = 128
-    dropout: float = 0.3
+    dropout: float = 0.3  # embeddings, residual branches and FFN
     head_dropout: float = 0.0
+    attention_dropout: float = 0.0  # on the attention weights: PatchTST's default (none)
+
+
+@dataclass
+class TransformerConfig:
+    """The encoder-decoder Transformer of App. F.3 (2 encoder layers, 1 decoder layer, 8 heads, FFN 2048) with the
+    Informer family's other defaults (width 512, dropout 0.05, a decoder start of 48 look-back rows)."""
+
+    label_len: int = 48
+    dim: int = 512
+    heads: int = 8
+    encoder_layers: int = 2
+    decoder_layers: int = 1
+    ffn: int = 2048
+    dropout: float = 0.05
 
 
 @dataclass
@@ -54,18 +74,25 @@ class Config:
     results_dir: str = "results/quadratic_gating"
     csv_path: str = ""
     dataset: str = "ETTh1"  # which split rule applies (ETT months or 70/10/20)
+    architecture: str = "patchtst"  # patchtst | transformer
     activations: list[str] = field(default_factory=lambda: list(VALUE_ACTIVATIONS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lookback: int = 336
     horizon: int = 192  # the paper: 192 (36 for Illness)
-    model: PatchTSTConfig = field(default_factory=PatchTSTConfig)
+    patchtst: PatchTSTConfig = field(default_factory=PatchTSTConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
     epochs: int = 100
     patience: int = 20
     batch_size: int = 128
     learning_rate: float = 1e-4
+    lr_schedule: str = "type3"  # type3 (PatchTST) | type1 (halved every epoch)
     threads: int = 0  # torch CPU threads; 0: torch's default
 
     def validate(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError.invalid("architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError.invalid("lr_schedule", self.lr_schedule, f"one of {', '.join(LR_SCHEDULES)}")
         if self.dataset not in DATASETS:
             raise ConfigError.invalid("dataset", self.dataset, f"one of {', '.join(DATASETS)}")
         unknown = [a for a in self.activations if a not in VALUE_ACTIVATIONS]
@@ -89,7 +116,8 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    return sweeps.point_record(point, cfg, ("results_dir", "activations", "seeds", "threads"), paths=["csv_path"])
+    unused = "transformer" if cfg.architecture == "patchtst" else "patchtst"  # the other model's settings
+    return sweeps.point_record(point, cfg, ("results_dir", "activations", "seeds", "threads", unused), ["csv_path"])
 
 
 def point_dir(cfg: Config, point: Point) -> Path:
@@ -102,19 +130,46 @@ def is_done(cfg: Config, point: Point) -> bool:
 
 def check_inputs(cfg: Config) -> tuple[Windows, Windows, Windows]:
     """Read the CSV and build the splits: a bad file or a window longer than a split fails here."""
-    train, val, test, _ = forecasting_splits(
-        load_series(cfg.csv_path, cfg.dataset), cfg.dataset, cfg.lookback, cfg.horizon
-    )
+    values = load_series(cfg.csv_path, cfg.dataset)
+    if cfg.architecture == "patchtst":
+        train, val, test, _ = forecasting_splits(values, cfg.dataset, cfg.lookback, cfg.horizon)
+    else:
+        marks = time_features(load_dates(cfg.csv_path))
+        label_len = cfg.transformer.label_len
+        train, val, test, _ = forecasting_splits(values, cfg.dataset, cfg.lookback, cfg.horizon, marks, label_len)
     return train, val, test
 
 
+def build(cfg: Config, channels: int, activation: str) -> torch.nn.Module:
+    if cfg.architecture == "patchtst":
+        return PatchTST(channels, cfg.lookback, cfg.horizon, value_activation=activation, **asdict(cfg.patchtst))
+    return ForecastTransformer(channels, cfg.horizon, value_activation=activation, **asdict(cfg.transformer))
+
+
+def forecast(model: torch.nn.Module, batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, target) of a batch of `Windows` (x, y) or `MarkedWindows` (x, x_marks, y, y_marks)."""
+    if len(batch) == 2:
+        x, y = batch
+        return model(x), y
+    x, x_marks, y, y_marks = batch
+    return model(x, x_marks, y_marks), y[:, y.shape[1] - model.horizon :]
+
+
+def learning_rate(cfg: Config, epoch: int) -> float:
+    """The learning rate of 0-based `epoch`: type3 holds it for 3 epochs, then x 0.9 per epoch; type1 halves it."""
+    if cfg.lr_schedule == "type3":
+        return cfg.learning_rate * 0.9 ** max(0, epoch - 2)
+    return cfg.learning_rate * 0.5**epoch
+
+
 @torch.no_grad()
-def evaluate(model: PatchTST, windows: Windows, batch_size: int) -> tuple[float, float]:
+def evaluate(model: torch.nn.Module, windows: Windows, batch_size: int) -> tuple[float, float]:
     """(MSE, MAE) over every window of `windows`."""
     model.eval()
     squared, absolute, count = 0.0, 0.0, 0
-    for x, y in DataLoader(windows, batch_size=batch_size, shuffle=False, drop_last=False):
-        error = model(x) - y
+    for batch in DataLoader(windows, batch_size=batch_size, shuffle=False, drop_last=False):
+        prediction, y = forecast(model, batch)
+        error = prediction - y
         squared += error.pow(2).sum().item()
         absolute += error.abs().sum().item()
         count += error.numel()
@@ -129,8 +184,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     started = time.perf_counter()
     train, val, test = check_inputs(cfg)
     torch.manual_seed(point.seed)
-    channels = train[0][0].shape[-1]
-    model = PatchTST(channels, cfg.lookback, cfg.horizon, value_activation=point.activation, **asdict(cfg.model))
+    model = build(cfg, train[0][0].shape[-1], point.activation)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     history, best, epoch = [], {"val_mse": float("inf")}, 0
     with Checkpointer(path, every_steps=1) as checkpointer:
@@ -152,13 +206,13 @@ def run_point(cfg: Config, point: Point) -> Path:
             }
 
         while epoch < cfg.epochs and epoch - best.get("epoch", 0) < cfg.patience:
-            for group in optimiser.param_groups:  # PatchTST's type3: constant for 3 epochs, then x 0.9 per epoch
-                group["lr"] = cfg.learning_rate * (0.9 ** max(0, epoch - 2))
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(cfg, epoch)
             generator = torch.Generator().manual_seed(point.seed * 100_003 + epoch)
             model.train()
             losses = []
-            for x, y in DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=generator):
-                loss = torch.nn.functional.mse_loss(model(x), y)
+            for batch in DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=generator):
+                loss = torch.nn.functional.mse_loss(*forecast(model, batch))
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()

@@ -68,6 +68,19 @@ def commonsense_record(task: str, i: int) -> dict[str, str]:
     }
 
 
+def write_series_csv(path: Path, values) -> Path:
+    """A time-series CSV in the benchmark format: an hourly `date` column from 2020-01-01 00:00, then the columns of
+    `values` (rows, channels)."""
+    import numpy as np
+
+    lines = ["date," + ",".join(f"x{c}" for c in range(values.shape[1]))]
+    dates = np.datetime64("2020-01-01T00:00") + np.arange(len(values)) * np.timedelta64(1, "h")
+    for date, row in zip(dates, values, strict=True):
+        lines.append(f"{str(date).replace('T', ' ')}:00," + ",".join(f"{v:.6g}" for v in row))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_commonsense(root: Path, per_task: int = 2) -> Path:
     """`root/commonsense_170k.json` (records of every task) and `root/<task>/test.json` for the eight tasks."""
     root.mkdir(parents=True, exist_ok=True)

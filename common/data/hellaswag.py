@@ -46,10 +46,18 @@ def load_hellaswag(path: str | Path) -> list[dict]:
 
 
 @torch.no_grad()
-def ending_losses(model: nn.Module, encode: Callable[[str], list[int]], example: dict) -> torch.Tensor:
-    """The mean cross-entropy of each ending's tokens given the context (4,), one padded batch of 4 rows."""
+def ending_losses(
+    model: nn.Module, encode: Callable[[str], list[int]], example: dict, max_tokens: int | None = None
+) -> torch.Tensor:
+    """The mean cross-entropy of each ending's tokens given the context (4,), one padded batch of 4 rows. With
+    `max_tokens` (the model's context length), the context loses its first tokens so that every row fits."""
     context = encode(example["ctx"])
     endings = [encode(" " + ending) for ending in example["endings"]]
+    if max_tokens is not None:
+        longest = max(len(ending) for ending in endings)
+        if longest >= max_tokens:
+            raise ConfigError(f"a HellaSwag ending of {longest} tokens does not fit the model's {max_tokens}")
+        context = context[max(0, len(context) + longest - max_tokens) :]
     rows = [context + ending for ending in endings]
     width = max(len(row) for row in rows)
     ids = torch.zeros(4, width, dtype=torch.long)
@@ -64,8 +72,12 @@ def ending_losses(model: nn.Module, encode: Callable[[str], list[int]], example:
     return (losses * weights).sum(1) / weights.sum(1)
 
 
-def hellaswag_accuracy(model: nn.Module, encode: Callable[[str], list[int]], examples: list[dict]) -> float:
+def hellaswag_accuracy(
+    model: nn.Module, encode: Callable[[str], list[int]], examples: list[dict], max_tokens: int | None = None
+) -> float:
     """Accuracy (%) of the lowest-mean-loss ending over `examples`."""
     model.eval()
-    correct = sum(int(ending_losses(model, encode, example).argmin()) == example["label"] for example in examples)
+    correct = sum(
+        int(ending_losses(model, encode, example, max_tokens).argmin()) == example["label"] for example in examples
+    )
     return 100.0 * correct / len(examples)

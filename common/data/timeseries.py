@@ -5,12 +5,17 @@ Informer / Autoformer / PatchTST codebases.
     train, val, test, scaler = forecasting_splits(data, "ETTh1", lookback=336, horizon=192)
     x, y = train[0]                                            # (336, channels), (192, channels), scaled
 
+    marks = time_features(load_dates("ETTh1.csv"))             # encoder-decoder models (Informer family)
+    train, val, test, _ = forecasting_splits(data, "ETTh1", 96, 192, marks=marks, label_len=48)
+    x, x_marks, y, y_marks = train[0]                          # y: the last 48 look-back rows, then 192 to predict
+
 Splits: ETT hourly files use 12 / 4 / 4 months of 30 days (8640 / 2880 / 2880 rows), the 15-minute ETTm files
 four times as many rows; every other dataset 70 % / 10 % / 20 % of its rows (the test part rounded down, the
 validation part what is left). Validation and test windows start `lookback` rows before their split, so that
 their first target is the split's first row. The scaler (per-channel mean and standard deviation) is fitted on
 the training rows only and applied to all three. Windows slide by one row; the test loader keeps its last
-incomplete batch (no `drop_last`).
+incomplete batch (no `drop_last`). Time features (the Informer family's `timeF`, hourly): hour of day, day of
+week, day of month and day of year, each scaled to [-0.5, 0.5].
 """
 
 from __future__ import annotations
@@ -59,6 +64,31 @@ def load_series(path: str | Path, dataset: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
+def load_dates(path: str | Path) -> np.ndarray:
+    """The `date` column of a time-series CSV file as datetime64, checked to parse."""
+    import pandas as pd
+
+    path = existing_file(path, "time-series CSV file")
+    try:
+        dates = pd.read_csv(path, usecols=[DATE_COLUMN])[DATE_COLUMN]
+    except ValueError:
+        raise ConfigError(f"time-series CSV file '{path}' needs a '{DATE_COLUMN}' column") from None
+    parsed = pd.to_datetime(dates, errors="coerce")
+    if parsed.isna().any():
+        row = int(parsed.isna().to_numpy().argmax()) + 2
+        raise ConfigError(f"time-series CSV file '{path}', row {row}: date {dates.iloc[row - 2]!r} does not parse")
+    return parsed.to_numpy()
+
+
+def time_features(dates: np.ndarray) -> np.ndarray:
+    """(rows, 4) float32: hour of day, day of week, day of month, day of year, each in [-0.5, 0.5]."""
+    import pandas as pd
+
+    index = pd.DatetimeIndex(dates)
+    features = [index.hour / 23.0, index.day_of_week / 6.0, (index.day - 1) / 30.0, (index.day_of_year - 1) / 365.0]
+    return (np.stack(features, axis=1) - 0.5).astype(np.float32)
+
+
 def split_borders(dataset: str, rows: int) -> list[tuple[int, int]]:
     """(start, end) rows of the train, validation and test parts, before the look-back overlap."""
     _check_dataset(dataset)
@@ -94,13 +124,34 @@ class Windows(torch.utils.data.Dataset):
         return x, y
 
 
+class MarkedWindows(Windows):
+    """Windows for encoder-decoder forecasters: (x, x_marks, y, y_marks) with the rows' time features, where y is the
+    decoder's span, the last `label_len` look-back rows followed by the `horizon` rows to predict."""
+
+    def __init__(self, values: np.ndarray, marks: np.ndarray, lookback: int, horizon: int, label_len: int) -> None:
+        super().__init__(values, lookback, horizon)
+        self.marks = torch.from_numpy(np.ascontiguousarray(marks, dtype=np.float32))
+        self.label_len = label_len
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        end = index + self.lookback
+        span = slice(end - self.label_len, end + self.horizon)
+        return self.values[index:end], self.marks[index:end], self.values[span], self.marks[span]
+
+
 def forecasting_splits(
-    values: np.ndarray, dataset: str, lookback: int, horizon: int
-) -> tuple[Windows, Windows, Windows, Scaler]:
-    """Train, validation and test windows of a series (scaled with the training rows' statistics), and the scaler."""
+    values: np.ndarray, dataset: str, lookback: int, horizon: int, marks: np.ndarray | None = None,
+    label_len: int = 0,
+) -> tuple[Windows, Windows, Windows, Scaler]:  # fmt: skip
+    """Train, validation and test windows of a series (scaled with the training rows' statistics), and the scaler;
+    with `marks` (the rows' time features), `MarkedWindows` with a decoder start of `label_len` rows."""
     for name, value in (("lookback", lookback), ("horizon", horizon)):
         if value < 1:
             raise ConfigError.invalid(name, value, "a positive integer")
+    if not 0 <= label_len <= lookback:
+        raise ConfigError.invalid("label_len", label_len, f"in [0, lookback = {lookback}]")
+    if marks is not None and len(marks) != len(values):
+        raise ConfigError(f"{len(marks)} rows of time features for {len(values)} rows of values")
     borders = split_borders(dataset, len(values))
     if borders[-1][1] > len(values):
         raise ConfigError(f"{dataset} needs {borders[-1][1]} rows for its standard splits; the file has {len(values)}")
@@ -110,7 +161,10 @@ def forecasting_splits(
     parts = []
     for name, (start, end) in zip(("train", "validation", "test"), borders, strict=True):
         first = max(0, start - lookback) if name != "train" else start
-        part = Windows(scaled[first:end], lookback, horizon)
+        if marks is None:
+            part = Windows(scaled[first:end], lookback, horizon)
+        else:
+            part = MarkedWindows(scaled[first:end], marks[first:end], lookback, horizon, label_len)
         if not len(part):
             raise ConfigError.invalid(
                 "lookback + horizon",

@@ -8,6 +8,7 @@ sigmoid(q K^T / sqrt(d) + b), b = -log(T) by default for T keys).
 
     attention = MultiHeadAttention(dim=128, num_heads=8, value_activation="gelu", causal=True)
     y = attention(x)                                   # (B, T, dim)
+    y = cross(x, context=memory)                       # cross-attention: keys and values from memory (B, S, dim)
 
     model = timm.create_model("vit_base_patch16_224")
     use_value_activation(model, "gelu")                # every attention of the model now computes sigma(V)
@@ -73,17 +74,30 @@ class MultiHeadAttention(nn.Module):
         # LSA's learnable temperature, kept as log(scale) so that it stays positive
         self.log_scale = nn.Parameter(torch.tensor(-0.5 * math.log(self.head_dim))) if locality else None
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`attn_mask`: boolean (T, T) or (B, 1, T, T), True where a query may attend to a key."""
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`attn_mask`: boolean (T, S) or (B, 1, T, S), True where a query may attend to a key. `context` (B, S, dim):
+        cross-attention, the queries from `x` and the keys and values from `context` (the same projections)."""
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
+        if context is None:
+            q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
+        else:
+            if self.causal or self.log_scale is not None:
+                raise ConfigError.invalid("context", "a tensor", "None for causal or locality self-attention")
+            S = context.shape[1]
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x, weight[:C], None if bias is None else bias[:C])
+            q = q.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+            kv = F.linear(context, weight[C:], None if bias is None else bias[C:])
+            k, v = kv.view(B, S, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         v = self.value_activation(v)
         dropout = self.dropout if self.training else 0.0
         if self.normaliser == "softmax" and self.log_scale is None:  # the fused kernel
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=self.causal)
             return self.proj(y.transpose(1, 2).reshape(B, T, C))
         scale = self.log_scale.exp() if self.log_scale is not None else 1 / math.sqrt(self.head_dim)
-        scores = q @ k.transpose(-2, -1) * scale  # (B, H, T, T)
+        scores = q @ k.transpose(-2, -1) * scale  # (B, H, T, S)
         allowed = attn_mask
         if self.causal:
             lower = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
@@ -94,7 +108,7 @@ class MultiHeadAttention(nn.Module):
         if self.normaliser == "softmax":
             weights = (scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))).softmax(-1)
         else:
-            bias = -math.log(T) if self.sigmoid_bias is None else self.sigmoid_bias
+            bias = -math.log(k.shape[2]) if self.sigmoid_bias is None else self.sigmoid_bias
             weights = torch.sigmoid(scores + bias)
             weights = weights if allowed is None else weights.masked_fill(~allowed, 0.0)
         y = F.dropout(weights, dropout) @ v

@@ -70,17 +70,20 @@ def total_steps(num_examples: int, schedule: Optimization, fraction: float = 1.0
     return max(1, round(epochs * math.ceil(num_examples / schedule.batch_size)))
 
 
-def learning_rate_factor(step: int, steps: int, schedule: Optimization) -> float:
-    """The multiplier of the learning rate at optimiser step ``step`` (0-based) of ``steps``."""
+def learning_rate_factor(step: int, steps: int, schedule: Optimization, floor: float = 0.0) -> float:
+    """The multiplier of the learning rate at optimiser step ``step`` (0-based) of ``steps``; the decay ends at
+    ``floor`` (GPT-2 pre-training decays to a tenth of the peak, not to 0)."""
     warmup = min(schedule.warmup_steps, steps - 1)
     if step < warmup:
         return (step + 1) / (warmup + 1)
     progress = (step - warmup) / max(1, steps - warmup)
     if schedule.scheduler == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    if schedule.scheduler == "linear":
-        return 1 - progress
-    return 1.0
+        decay = 0.5 * (1 + math.cos(math.pi * progress))
+    elif schedule.scheduler == "linear":
+        decay = 1 - progress
+    else:
+        decay = 1.0
+    return floor + (1 - floor) * decay
 
 
 class StepBatches(Sampler[list[int]]):
@@ -149,12 +152,13 @@ def fit(
     checkpoint_every: int = 500,
     log_every: int = 10,
     num_workers: int = 0,
+    final_lr_fraction: float = 0.0,
 ) -> list[float]:
     """Train the parameters of ``model`` that require grad for ``steps`` optimiser steps; the loss of every step.
 
     ``loss_fn(model, batch)`` returns the mean loss of a batch that ``collate`` built (``collate`` or ``loss_fn``
     moves it to the model's device). Resumes from ``run_dir``'s checkpoint when there is one; every ``log_every`` steps
-    appends {"step", "loss", "lr"} to the run's log.
+    appends {"step", "loss", "lr"} to the run's log. The schedule decays to ``final_lr_fraction`` x the peak.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -165,7 +169,9 @@ def fit(
         [{"params": decay, "weight_decay": schedule.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=schedule.learning_rate,
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, steps, schedule))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: learning_rate_factor(s, steps, schedule, final_lr_fraction)
+    )
     torch.manual_seed(seed)
     losses: list[float] = []
     step = 0

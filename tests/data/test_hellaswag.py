@@ -45,3 +45,24 @@ def test_reader_checks_every_line(tmp_path):
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "label": 4}) + "\n")
     with pytest.raises(ConfigError, match="line 2: label 4"):
         load_hellaswag(path)
+
+
+class Recording(Counting):
+    """`Counting` that remembers the widest input it saw."""
+
+    widest = 0
+
+    def forward(self, input_ids):
+        self.widest = max(self.widest, input_ids.shape[1])
+        return super().forward(input_ids)
+
+
+def test_a_long_context_loses_its_start_so_that_every_row_fits_the_model():
+    example = {"ctx": "x" * 50 + "abc", "endings": ["qzqzqzqzq", '!"#$%&', "zz", "yxw"], "label": 1}
+    model = Recording()
+    truncated = ending_losses(model, encode, example, max_tokens=16)
+    assert model.widest == 16 and int(truncated.argmin()) == 1
+    # the endings' losses depend only on the context's last character here: the same as untruncated
+    assert torch.allclose(truncated, ending_losses(Counting(), encode, example))
+    with pytest.raises(ConfigError, match="ending of 10 tokens does not fit the model's 8"):
+        ending_losses(model, encode, example, max_tokens=8)

@@ -41,6 +41,26 @@ def test_attention_is_eq_20(activation, normaliser, causal):
     assert torch.allclose(attention(x), reference(attention, x, activation, normaliser, causal), atol=1e-10)
 
 
+@pytest.mark.parametrize("normaliser", ["softmax", "sigmoid"])
+def test_cross_attention_takes_keys_and_values_from_the_context(normaliser):
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(16, 4, "tanh", normaliser).double()
+    x, memory = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 7, 16, dtype=torch.float64)
+    q = attention.qkv(x).split(16, dim=-1)[0]
+    _, k, v = attention.qkv(memory).split(16, dim=-1)
+    heads = []
+    for h in range(4):
+        qh, kh, vh = (t[..., 4 * h : 4 * h + 4] for t in (q, k, v))
+        scores = qh @ kh.transpose(-2, -1) / 2
+        weights = scores.softmax(-1) if normaliser == "softmax" else torch.sigmoid(scores - math.log(7))
+        heads.append(weights @ torch.tanh(vh))
+    expected = attention.proj(torch.cat(heads, -1))
+    assert torch.allclose(attention(x, context=memory), expected, atol=1e-10)
+    assert attention(x, context=x).allclose(attention(x), atol=1e-10)  # its own context: self-attention
+    with pytest.raises(ConfigError, match="context"):
+        MultiHeadAttention(16, 4, causal=True)(x.float(), context=memory.float())
+
+
 def test_value_activation_on_a_timm_vit_changes_only_the_values():
     torch.manual_seed(0)
     vit = timm.create_model("vit_base_patch16_224", pretrained=False, embed_dim=32, depth=2, num_heads=2, img_size=32)

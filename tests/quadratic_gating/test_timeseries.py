@@ -6,18 +6,18 @@ import pytest
 from common import runs
 from common.config import ConfigError, load_config
 from quadratic_gating import timeseries
+from tests.fixtures import write_series_csv
 
-TINY = ["lookback=24", "horizon=6", "model.patch_len=8", "model.stride=4", "model.layers=1", "model.dim=8",
-        "model.heads=2", "model.ffn=16", "epochs=3", "patience=2", "batch_size=32", "learning_rate=0.003"]  # fmt: skip
+TINY = ["lookback=24", "horizon=6", "patchtst.patch_len=8", "patchtst.stride=4", "patchtst.layers=1",
+        "patchtst.dim=8", "patchtst.heads=2", "patchtst.ffn=16", "epochs=3", "patience=2", "batch_size=32",
+        "learning_rate=0.003"]  # fmt: skip
+TRANSFORMER = ["architecture=transformer", "transformer.label_len=12", "transformer.dim=16", "transformer.heads=2",
+               "transformer.ffn=32", "lr_schedule=type1"]  # fmt: skip
 
 
 def write_csv(path, rows=300, channels=2):
     t = np.arange(rows)
-    values = np.stack([np.sin(t / (4 + c)) + 0.1 * c for c in range(channels)], -1)
-    lines = ["date," + ",".join(f"x{c}" for c in range(channels))]
-    lines += [f"2020-01-01 {i:05d}," + ",".join(f"{v:.5f}" for v in row) for i, row in enumerate(values)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_series_csv(path, np.stack([np.sin(t / (4 + c)) + 0.1 * c for c in range(channels)], -1))
 
 
 def config(tmp_path, *overrides):
@@ -36,6 +36,21 @@ def test_every_activation_trains_and_reports_test_mse_and_mae(tmp_path):
     assert set(results) == {"identity", "gelu", "relu", "silu", "sigmoid", "tanh"}
     for r in results.values():
         assert 0 < r["test_mse"] < 10 and 0 < r["test_mae"] < 10 and 1 <= r["best_epoch"] <= r["epochs"] <= 3
+
+
+def test_the_encoder_decoder_transformer_trains_on_time_features_with_its_own_schedule(tmp_path):
+    cfg = config(tmp_path, *TRANSFORMER, "activations=[identity,tanh]", "seeds=[0]")
+    timeseries.main(cfg)
+    for point in timeseries.sweep(cfg):
+        run = runs.read_run(timeseries.point_dir(cfg, point))
+        assert 0 < run["results"]["test_mse"] < 10 and run["config"]["architecture"] == "transformer"
+        assert "patchtst" not in run["config"] and run["config"]["transformer"]["label_len"] == 12
+    assert [timeseries.learning_rate(cfg, e) for e in range(3)] == [0.003, 0.0015, 0.00075]
+    patchtst = config(tmp_path)
+    assert [timeseries.learning_rate(patchtst, e) for e in (0, 2, 3, 4)] == pytest.approx(
+        [0.003, 0.003, 0.0027, 0.00243]
+    )
+    assert "transformer" not in timeseries.point_record(patchtst, timeseries.sweep(patchtst)[0])
 
 
 def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch):
@@ -66,6 +81,12 @@ def test_bad_input_names_the_field_or_file(tmp_path):
         config(tmp_path, "activations=[softplus]")
     with pytest.raises(ConfigError, match="dataset"):
         config(tmp_path, "dataset=ETTh3")
+    with pytest.raises(ConfigError, match="architecture.*patchtst, transformer"):
+        config(tmp_path, "architecture=informer")
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        config(tmp_path, "lr_schedule=type9")
+    with pytest.raises(ConfigError, match="label_len"):
+        timeseries.main(config(tmp_path, *TRANSFORMER, "transformer.label_len=30"))  # longer than the look-back
     (tmp_path / "bad.csv").write_text("time,x\n0,1\n")
     with pytest.raises(ConfigError, match="bad.csv.*'date' column"):
         timeseries.main(config(tmp_path, f"csv_path={tmp_path / 'bad.csv'}"))

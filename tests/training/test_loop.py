@@ -64,6 +64,15 @@ def test_learning_rate_warms_up_linearly_then_decays(scheduler):
         assert factors[-1] == 1.0
 
 
+def test_a_floor_keeps_the_decay_above_a_fraction_of_the_peak():
+    schedule = Optimization(warmup_steps=4, scheduler="cosine")
+    plain = [learning_rate_factor(s, 20, schedule) for s in range(20)]
+    floored = [learning_rate_factor(s, 20, schedule, floor=0.1) for s in range(20)]
+    assert floored[:5] == plain[:5]  # the warm-up is unchanged
+    assert floored[5:] == pytest.approx([0.1 + 0.9 * f for f in plain[5:]])
+    assert min(floored) > 0.1 and floored[-1] < 0.11
+
+
 def test_batches_visit_every_example_once_per_epoch_and_resume_mid_run():
     full = list(StepBatches(10, 4, seed=3, steps=9))  # 3 epochs of 3 batches (4, 4, 2)
     assert [len(b) for b in full] == [4, 4, 2] * 3
