@@ -11,6 +11,9 @@ be active attention (Eq. (20): a value activation).
   reads the last `label_len` look-back rows followed by zeros and predicts the horizon.
 - `SmallViT`: a ViT for small images with shifted patch tokens (SPT) and locality self-attention (LSA), the
   ViT-Tiny of the CIFAR-10 experiment (Figure 2a), with active attention.
+- `TransformerLM`: the small word-level language model of the WikiText-103 experiment (Figure 2c): token embedding
+  and sinusoidal positions, pre-norm causal blocks whose attention is softmax or the Performer's (both active), and
+  an adaptive softmax over the frequency-sorted vocabulary.
 - `gpt2_moe`: GPT-2 with its FFNs replaced by sparse MoE blocks with a linear or quadratic router (Table 3), and
   `parameter_counts` (total and active parameters, Table 5).
 """
@@ -180,6 +183,65 @@ class ForecastTransformer(nn.Module):
         for layer in self.decoder:
             h = layer(h, memory)
         return self.out(self.decoder_norm(h))[:, -self.horizon :]
+
+
+class LMBlock(nn.Module):
+    """Pre-norm causal block: x + attention(LN x), then x + FFN(LN x) (ReLU)."""
+
+    def __init__(
+        self, dim: int, heads: int, ffn: int, dropout: float, normaliser: str, value_activation: str, features: int
+    ) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attention = MultiHeadAttention(
+            dim, heads, value_activation, normaliser, causal=True, dropout=dropout, features=features
+        )
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x)))
+        return x + self.dropout(self.ffn(self.norm2(x)))
+
+
+class TransformerLM(nn.Module):
+    """(B, T + 1) token windows -> the mean next-token cross-entropy (nats) of tokens 2 ... T + 1.
+
+    `cutoffs`: the adaptive softmax's cluster boundaries in the frequency-sorted vocabulary (those below the
+    vocabulary size are kept; none left: a full softmax)."""
+
+    def __init__(
+        self, vocabulary: int, block_size: int = 256, dim: int = 128, layers: int = 16, heads: int = 8,
+        ffn: int = 2048, dropout: float = 0.1, normaliser: str = "softmax", value_activation: str = "identity",
+        features: int = 0, cutoffs: tuple[int, ...] = (20_000, 40_000, 200_000), div_value: float = 1.0,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, dim)
+        self.register_buffer("position", sinusoid_positions(block_size, dim), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            LMBlock(dim, heads, ffn, dropout, normaliser, value_activation, features) for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+        kept = [c for c in cutoffs if 0 < c < vocabulary - 1]
+        self.output = (
+            nn.AdaptiveLogSoftmaxWithLoss(dim, vocabulary, kept, div_value=div_value)
+            if kept
+            else nn.Linear(dim, vocabulary)
+        )
+
+    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.embed(ids) * math.sqrt(self.embed.embedding_dim) + self.position[: ids.shape[1]])
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        h = self.hidden(window[:, :-1]).flatten(0, 1)
+        targets = window[:, 1:].flatten()
+        if isinstance(self.output, nn.Linear):
+            return nn.functional.cross_entropy(self.output(h), targets)
+        return self.output(h, targets).loss
 
 
 class MoEMLP(nn.Module):

@@ -2,13 +2,14 @@
 
     python -m quadratic_gating.tables [results_dir=results/quadratic_gating] [out_dir=results/quadratic_gating/tables]
 
-Reads the runs of `quadratic_gating.timeseries`, `.vision`, `.language` and `.pretrain` under `results_dir` (their
-default `results_dir`) and writes, as csv + markdown:
+Reads the runs of `quadratic_gating.timeseries`, `.vision`, `.wikitext`, `.language` and `.pretrain` under
+`results_dir` (their default `results_dir`) and writes, as csv + markdown:
 
 - `table02_timeseries`: test MSE and MAE (mean ± std over seeds) per model (PatchTST, Transformer), dataset and
   value activation, beside the printed MSE of Table 2 (`identity` is the paper's Linear row) and the relative
   difference;
 - `figure2_vision` (+ pdf/png): top-1 accuracy per value activation (mean ± std), one bar each;
+- `figure2_wikitext` (+ pdf/png): test perplexity per attention (softmax, Performer) and value activation;
 - `table03_language`: validation loss per model (dense, MoE linear, MoE quadratic) beside Table 3's FineWeb-Edu
   numbers (another corpus and scale: only the order of the three is comparable);
 - `table03_gpt2_moe`: GPT2 dense / MoE pre-training runs (validation loss, HellaSwag) beside Table 3;
@@ -81,21 +82,45 @@ def timeseries_table(ours: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def activation_bars(table: pd.DataFrame, group: str, metric: str, ylabel: str, title: str, path: Path) -> None:
+    """One bar per value activation (mean, std error bar), one colour per `group` value."""
+    use_house_style()
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    groups = list(table.groupby(group, sort=False))
+    width = 0.8 / len(groups)
+    activations = list(dict.fromkeys(table["activation"]))
+    for i, (name, rows) in enumerate(groups):
+        x = [activations.index(a) + (i - (len(groups) - 1) / 2) * width for a in rows["activation"]]
+        ax.bar(x, rows[metric], width, yerr=rows["std"].fillna(0), capsize=3, color=f"C{i}", label=name)
+    ax.set_xticks(range(len(activations)), activations)
+    low, high = (table[metric] - table["std"].fillna(0)).min(), (table[metric] + table["std"].fillna(0)).max()
+    ax.set_ylim(low - 0.1 * (high - low) - 1e-9, high + 0.1 * (high - low) + 1e-9)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def vision_table(ours: pd.DataFrame, out: Path) -> pd.DataFrame:
     ours = ours.assign(order=ours["activation"].map(list(PAPER_ACTIVATION).index)).sort_values("order")
     table = ours.groupby(["dataset", "activation"], sort=False)["accuracy"].agg(["mean", "std", "count"]).reset_index()
-    use_house_style()
-    fig, ax = plt.subplots(figsize=(4.5, 3))
-    for i, (dataset, group) in enumerate(table.groupby("dataset")):
-        ax.bar([f"{a}" for a in group["activation"]], group["mean"], yerr=group["std"].fillna(0), capsize=3,
-               color=f"C{i}", label=dataset)  # fmt: skip
-    ax.set_ylim(table["mean"].min() - 3, min(100, table["mean"].max() + 2))
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("Active attention: value activation")
-    ax.legend()
-    save_figure(fig, out / "figure2_vision")
-    plt.close(fig)
-    return table.rename(columns={"mean": "accuracy", "count": "seeds"})
+    table = table.rename(columns={"mean": "accuracy", "count": "seeds"})
+    activation_bars(table, "dataset", "accuracy", "top-1 accuracy (%)", "Active attention: value activation",
+                    out / "figure2_vision")  # fmt: skip
+    return table
+
+
+def wikitext_table(ours: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """Figure 2c: test perplexity per attention (softmax, Performer) and value activation."""
+    ours = ours.assign(order=ours["activation"].map(list(PAPER_ACTIVATION).index)).sort_values(["normaliser", "order"])
+    grouped = ours.groupby(["normaliser", "activation"], sort=False)
+    table = grouped["test_ppl"].agg(["mean", "std", "count"]).reset_index()
+    table = table.rename(columns={"mean": "test perplexity", "count": "seeds"})
+    table["validation perplexity"] = grouped["val_ppl"].mean().to_numpy()
+    activation_bars(table, "normaliser", "test perplexity", "test perplexity", "WikiText-103: value activation",
+                    out / "figure2_wikitext")  # fmt: skip
+    return table
 
 
 def language_table(ours: pd.DataFrame) -> pd.DataFrame:
@@ -166,6 +191,7 @@ def main(cfg: TablesConfig) -> None:
     for name, folder, build in (
         ("table02_timeseries", root / "timeseries", timeseries_table),
         ("figure2_vision", root / "vision", lambda df: vision_table(df, out)),
+        ("figure2_wikitext", root / "wikitext", lambda df: wikitext_table(df, out)),
         ("table03_language", root / "language", language_table),
         ("table03_gpt2_moe", root / "pretrain", pretrain_table),
     ):

@@ -3,8 +3,10 @@ attention of existing models.
 
 *Active attention* (quadratic-gating paper, Eq. (20)) applies a non-linear function to the values:
 Act-Att(q, K, V) = softmax(q K^T / sqrt(d)) sigma(V): each value row is a non-linear expert of the attention's
-mixture of experts. The normaliser is softmax, or an element-wise sigmoid with a bias (sigmoid attention,
-sigmoid(q K^T / sqrt(d) + b), b = -log(T) by default for T keys).
+mixture of experts. The normaliser is softmax, an element-wise sigmoid with a bias (sigmoid attention,
+sigmoid(q K^T / sqrt(d) + b), b = -log(T) by default for T keys), or the Performer's FAVOR+ estimate of softmax
+attention in linear time: positive random features phi with phi(q) . phi(k) ~ exp(q . k / sqrt(d)), so that the
+output is phi(q) (phi(K)^T sigma(V)) / phi(q) (phi(K)^T 1) (prefix sums over the keys when causal).
 
     attention = MultiHeadAttention(dim=128, num_heads=8, value_activation="gelu", causal=True)
     y = attention(x)                                   # (B, T, dim)
@@ -30,7 +32,7 @@ from common.config import ConfigError
 from common.layers.activations import ACTIVATIONS
 
 VALUE_ACTIVATIONS = ("identity", "gelu", "relu", "silu", "sigmoid", "tanh")
-NORMALISERS = ("softmax", "sigmoid")
+NORMALISERS = ("softmax", "sigmoid", "performer")
 
 
 def _check(value_activation: str, normaliser: str = "softmax") -> None:
@@ -45,6 +47,9 @@ class MultiHeadAttention(nn.Module):
 
     `sigmoid_bias`: the bias b of the sigmoid normaliser; None means -log(T). `locality`: locality self-attention
     (LSA, for ViTs on small datasets): no token attends to itself, and the score scale 1 / sqrt(d) is learned.
+    `features`: the Performer's number of random features (0: head_dim x ceil(log head_dim)), drawn once, as
+    orthogonal Gaussian blocks, from torch's RNG when the module is built (a buffer: saved with the model;
+    `redraw_features()` draws new ones).
     """
 
     def __init__(
@@ -58,9 +63,12 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         sigmoid_bias: float | None = None,
         locality: bool = False,
+        features: int = 0,
     ) -> None:
         super().__init__()
         _check(value_activation, normaliser)
+        if normaliser == "performer" and locality:
+            raise ConfigError.invalid("locality", locality, "False for the performer normaliser")
         if dim % num_heads:
             raise ConfigError.invalid("num_heads", num_heads, f"a divisor of the width {dim}")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
@@ -73,6 +81,15 @@ class MultiHeadAttention(nn.Module):
             raise ConfigError.invalid("locality", locality, "False for causal attention")
         # LSA's learnable temperature, kept as log(scale) so that it stays positive
         self.log_scale = nn.Parameter(torch.tensor(-0.5 * math.log(self.head_dim))) if locality else None
+        if normaliser == "performer":
+            if features < 0:
+                raise ConfigError.invalid("features", features, "a positive number of random features (0: default)")
+            self.features = features or self.head_dim * math.ceil(math.log(self.head_dim))
+            self.register_buffer("omega", orthogonal_gaussian(self.features, self.head_dim))
+
+    def redraw_features(self) -> None:
+        """New random features for the Performer normaliser (in place)."""
+        self.omega.copy_(orthogonal_gaussian(self.features, self.head_dim).to(self.omega))
 
     def forward(
         self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, context: torch.Tensor | None = None
@@ -92,6 +109,11 @@ class MultiHeadAttention(nn.Module):
             kv = F.linear(context, weight[C:], None if bias is None else bias[C:])
             k, v = kv.view(B, S, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         v = self.value_activation(v)
+        if self.normaliser == "performer":
+            if attn_mask is not None:
+                raise ConfigError.invalid("attn_mask", "a mask", "None for the performer normaliser")
+            y = favor_attention(q, k, v, self.omega, self.causal)
+            return self.proj(y.transpose(1, 2).reshape(B, T, C))
         dropout = self.dropout if self.training else 0.0
         if self.normaliser == "softmax" and self.log_scale is None:  # the fused kernel
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=self.causal)
@@ -113,6 +135,37 @@ class MultiHeadAttention(nn.Module):
             weights = weights if allowed is None else weights.masked_fill(~allowed, 0.0)
         y = F.dropout(weights, dropout) @ v
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+def orthogonal_gaussian(features: int, dim: int) -> torch.Tensor:
+    """(features, dim) rows that are orthogonal within each block of `dim`, with Gaussian-vector lengths."""
+    blocks = [torch.linalg.qr(torch.randn(dim, dim))[0].T for _ in range(math.ceil(features / dim))]
+    return torch.cat(blocks)[:features] * torch.randn(features, dim).norm(dim=1, keepdim=True)
+
+
+def positive_features(x: torch.Tensor, omega: torch.Tensor, per_row: bool) -> torch.Tensor:
+    """FAVOR+'s phi(x) = exp(omega x - |x|^2 / 2) / sqrt(m) of (B, H, T, d) inputs already scaled by d^(-1/4). A
+    stabilising maximum is subtracted (per row for queries, per head for keys); it cancels exactly in the ratio, so a
+    causal output does not depend on later keys through it."""
+    projection = x @ omega.T  # (B, H, T, m)
+    shift = projection.amax(-1, keepdim=True) if per_row else projection.amax((-2, -1), keepdim=True)
+    return torch.exp(projection - x.pow(2).sum(-1, keepdim=True) / 2 - shift.detach()) / math.sqrt(len(omega))
+
+
+def favor_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, omega: torch.Tensor, causal: bool
+) -> torch.Tensor:
+    """The Performer's estimate of softmax(q k^T / sqrt(d)) v for (B, H, T, d) heads, in time linear in T."""
+    scale = q.shape[-1] ** -0.25
+    phi_q, phi_k = positive_features(q * scale, omega, True), positive_features(k * scale, omega, False)
+    if causal:  # prefix sums over the keys: token t sees keys 1..t
+        numerator = torch.einsum("bhtm,bhtmd->bhtd", phi_q, torch.cumsum(phi_k.unsqueeze(-1) * v.unsqueeze(-2), 2))
+        denominator = torch.einsum("bhtm,bhtm->bht", phi_q, torch.cumsum(phi_k, 2))
+    else:
+        numerator = phi_q @ (phi_k.transpose(-2, -1) @ v)
+        denominator = phi_q @ phi_k.sum(2).unsqueeze(-1)  # (B, H, T, 1)
+        denominator = denominator.squeeze(-1)
+    return numerator / denominator.clamp_min(torch.finfo(denominator.dtype).tiny).unsqueeze(-1)
 
 
 class ActivatedRows(nn.Module):

@@ -61,6 +61,29 @@ def test_cross_attention_takes_keys_and_values_from_the_context(normaliser):
         MultiHeadAttention(16, 4, causal=True)(x.float(), context=memory.float())
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_performer_attention_estimates_softmax_attention(causal):
+    torch.manual_seed(0)
+    exact = MultiHeadAttention(16, 2, "gelu", "softmax", causal).double()
+    performer = MultiHeadAttention(16, 2, "gelu", "performer", causal, features=8192).double()
+    performer.load_state_dict(exact.state_dict(), strict=False)  # the same projections; its own features
+    x = 0.5 * torch.randn(2, 6, 16, dtype=torch.float64)
+    expected = exact(x)
+    error = (performer(x) - expected).norm() / expected.norm()
+    assert error < 0.03  # the estimate's error shrinks like 1 / sqrt(features)
+    few = MultiHeadAttention(16, 2, "gelu", "performer", causal, features=8).double()
+    few.load_state_dict(exact.state_dict(), strict=False)
+    assert (few(x) - expected).norm() / expected.norm() > error
+    if causal:  # no token sees a later one
+        later = x.clone()
+        later[:, 3:] += torch.randn(2, 3, 16, dtype=torch.float64)
+        assert torch.allclose(performer(later)[:, :3], performer(x)[:, :3], atol=1e-6)
+    assert performer.features == 8192 and MultiHeadAttention(16, 2, normaliser="performer").features == 8 * 3
+    before = performer.omega.clone()
+    performer.redraw_features()
+    assert not torch.equal(before, performer.omega) and "omega" in performer.state_dict()
+
+
 def test_value_activation_on_a_timm_vit_changes_only_the_values():
     torch.manual_seed(0)
     vit = timm.create_model("vit_base_patch16_224", pretrained=False, embed_dim=32, depth=2, num_heads=2, img_size=32)
