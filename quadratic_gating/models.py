@@ -9,8 +9,9 @@ be active attention (Eq. (20): a value activation).
   family's baseline: value, position and time-feature embeddings, post-norm encoder and decoder layers (the
   decoder's self-attention causal, its cross-attention on the encoder's output), a linear output; the decoder
   reads the last `label_len` look-back rows followed by zeros and predicts the horizon.
-- `SmallViT`: a ViT for small images with shifted patch tokens (SPT) and locality self-attention (LSA), the
-  ViT-Tiny of the CIFAR-10 experiment (Figure 2a), with active attention.
+- `SmallViT`: a ViT for small images with shifted patch tokens (SPT) and locality self-attention (LSA), with
+  active attention: the ViT-Tiny of the CIFAR-10 experiment (Figure 2a), or with class-attention layers and
+  LayerScale its CaiT-Tiny.
 - `TransformerLM`: the small word-level language model of the WikiText-103 experiment (Figure 2c): token embedding
   and sinusoidal positions, pre-norm causal blocks whose attention is softmax or the Performer's (both active), and
   an adaptive softmax over the frequency-sorted vocabulary.
@@ -321,29 +322,52 @@ class ShiftedPatchTokens(nn.Module):
 
 
 class ViTBlock(nn.Module):
-    """Pre-norm Transformer block: x + attention(LN x), then x + MLP(LN x)."""
+    """Pre-norm Transformer block: x + attention(LN x), then x + MLP(LN x); with `layer_scale` > 0 each branch is
+    scaled per channel by a learned vector started at `layer_scale` (CaiT's LayerScale)."""
 
-    def __init__(self, dim: int, heads: int, mlp: int, dropout: float, value_activation: str, locality: bool) -> None:
+    def __init__(
+        self, dim: int, heads: int, mlp: int, dropout: float, value_activation: str, locality: bool,
+        layer_scale: float = 0.0,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attention = MultiHeadAttention(dim, heads, value_activation, dropout=dropout, locality=locality)
         self.mlp = nn.Sequential(
             nn.Linear(dim, mlp), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp, dim), nn.Dropout(dropout)
         )
+        self.scale1 = nn.Parameter(torch.full((dim,), layer_scale)) if layer_scale > 0 else None
+        self.scale2 = nn.Parameter(torch.full((dim,), layer_scale)) if layer_scale > 0 else None
+
+    def _scaled(self, scale: nn.Parameter | None, branch: torch.Tensor) -> torch.Tensor:
+        return branch if scale is None else scale * branch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self._scaled(self.scale1, self.attention(self.norm1(x)))
+        return x + self._scaled(self.scale2, self.mlp(self.norm2(x)))
+
+
+class ClassAttentionBlock(ViTBlock):
+    """CaiT's class-attention block: only the class token queries, over itself and the patch tokens; then its MLP."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1 + hw, dim): the class token first
+        cls, tokens = x[:, :1], self.norm1(x)
+        cls = cls + self._scaled(self.scale1, self.attention(tokens[:, :1], context=tokens))
+        cls = cls + self._scaled(self.scale2, self.mlp(self.norm2(cls)))
+        return torch.cat([cls, x[:, 1:]], dim=1)
 
 
 class SmallViT(nn.Module):
-    """A ViT for small images (CIFAR-10, Fashion-MNIST): SPT tokens (or plain patches), a class token, learned
-    positions, pre-norm blocks with (locality) active attention, a linear head on the class token."""
+    """A ViT for small images (CIFAR-10, Fashion-MNIST): SPT tokens (or plain patches), learned positions, pre-norm
+    blocks with (locality) active attention, a linear head on the class token.
+
+    `class_layers` = 0: ViT, the class token joins the patches from the first block (ViT-Tiny of Figure 2a).
+    `class_layers` > 0: CaiT, `depth` blocks over the patches only, then `class_layers` class-attention blocks
+    (CaiT-Tiny of Figure 2a), usually with `layer_scale` (0.1 for CaiT's shallow models)."""
 
     def __init__(
         self, image_size: int, channels: int, classes: int, patch: int = 4, dim: int = 192, depth: int = 6,
         heads: int = 8, mlp: int = 384, dropout: float = 0.0, value_activation: str = "identity",
-        spt: bool = True, locality: bool = True,
+        spt: bool = True, locality: bool = True, class_layers: int = 0, layer_scale: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
         if image_size % patch:
@@ -355,15 +379,24 @@ class SmallViT(nn.Module):
         self.spt = spt
         count = (image_size // patch) ** 2
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position = nn.Parameter(torch.randn(1, count + 1, dim) * 0.02)
+        self.position = nn.Parameter(torch.randn(1, count + (class_layers == 0), dim) * 0.02)
         self.blocks = nn.ModuleList(
-            ViTBlock(dim, heads, mlp, dropout, value_activation, locality) for _ in range(depth)
+            ViTBlock(dim, heads, mlp, dropout, value_activation, locality, layer_scale) for _ in range(depth)
+        )
+        self.class_blocks = nn.ModuleList(
+            ClassAttentionBlock(dim, heads, mlp, dropout, value_activation, False, layer_scale)
+            for _ in range(class_layers)
         )
         self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.tokens(images) if self.spt else self.tokens(images).transpose(1, 2)  # (B, hw, dim)
-        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.position
+        cls = self.cls.expand(len(x), -1, -1)
+        x = torch.cat([cls, x], dim=1) + self.position if not self.class_blocks else x + self.position
         for block in self.blocks:
             x = block(x)
+        if self.class_blocks:
+            x = torch.cat([cls, x], dim=1)
+            for block in self.class_blocks:
+                x = block(x)
         return self.head(self.norm(x[:, 0]))  # (B, classes)

@@ -1,13 +1,16 @@
-"""Active attention on image classification (Figure 2a at small scale): a ViT with shifted patch tokens and locality
+"""Active attention on image classification (Figure 2a): a ViT or CaiT with shifted patch tokens and locality
 self-attention, one run per value activation and seed, on CIFAR-10 (python batches) or an IDX set (MNIST,
 Fashion-MNIST).
 
     python -m quadratic_gating.vision --config quadratic_gating/configs/vision_fashion_mnist.yaml
+    python -m quadratic_gating.vision --config quadratic_gating/configs/vision_cifar10_vit_tiny.yaml \
+        data_root=data/cifar-10-batches-py
 
-The sweep is activations x seeds. Each point trains `SmallViT` with AdamW, linear warm-up and cosine decay
-(`common.training.loop`) on the training set (or a per-class `train_fraction` of it, the same images for every
-point), and reports top-1 accuracy on the whole test set. Images are scaled to [0, 1] and normalised with
-the training set's per-channel mean and standard deviation; no augmentation.
+The sweep is activations x seeds. Each point trains `SmallViT` (a CaiT when `model.class_layers` > 0) with AdamW,
+linear warm-up and cosine decay (`common.training.loop`) on the training set (or a per-class `train_fraction` of it,
+the same images for every point), and reports top-1 accuracy on the whole test set. Images are scaled to [0, 1] and
+normalised with the training set's per-channel mean and standard deviation; with `augment`, training images are
+randomly flipped and cropped from a 4-pixel zero-padded copy.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from common.data.sampling import per_class_subset
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.loop import Optimization, fit, predictions, total_steps
-from common.training.sweeps import classification_results, finish, run_all
+from common.training.sweeps import check_device, classification_results, device_of, finish, run_all
 from quadratic_gating.models import SmallViT
 
 EXPERIMENT = "vision"
@@ -45,6 +48,8 @@ class ViTConfig:
     dropout: float = 0.0
     spt: bool = True
     locality: bool = True
+    class_layers: int = 0  # > 0: CaiT, with this many class-attention layers after the `depth` patch layers
+    layer_scale: float = 0.0  # > 0: LayerScale started at this value
 
 
 @dataclass
@@ -56,12 +61,14 @@ class Config:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     train_fraction: float = 1.0  # a per-class fraction of the training set (CPU-sized runs)
     model: ViTConfig = field(default_factory=ViTConfig)
+    augment: bool = False  # random flips and 4-pixel-padded crops of the training images
     optimization: Optimization = field(
         default_factory=lambda: Optimization(
             epochs=5, batch_size=128, learning_rate=1e-3, weight_decay=0.05, warmup_steps=100, scheduler="cosine"
         )  # fmt: skip
     )
     eval_batch_size: int = 512
+    device: str = "auto"
     checkpoint_every: int = 200
     threads: int = 0
 
@@ -71,6 +78,7 @@ class Config:
         unknown = [a for a in self.activations if a not in VALUE_ACTIVATIONS]
         if not self.activations or unknown:
             raise ConfigError.invalid("activations", self.activations, f"names among {', '.join(VALUE_ACTIVATIONS)}")
+        check_device(self.device)
         if not 0 < self.train_fraction <= 1:
             raise ConfigError.invalid("train_fraction", self.train_fraction, "a fraction in (0, 1]")
         size = DATASETS[self.dataset][0]
@@ -89,7 +97,7 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "activations", "seeds", "eval_batch_size", "checkpoint_every", "threads")
+    omit = ("results_dir", "activations", "seeds", "eval_batch_size", "device", "checkpoint_every", "threads")
     return sweeps.point_record(point, cfg, omit, paths=["data_root"])
 
 
@@ -124,6 +132,20 @@ class Normalise:
         return (self._float(images) - self.mean[0:1]) / self.std[0:1], torch.stack([label for _, label in items])
 
 
+def flip_and_crop(images: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Each (C, H, W) image of the batch flipped left-right with probability 1/2 and cropped at a random offset from
+    a copy zero-padded by `pad` pixels (torch's RNG: seeded and checkpointed by the training loop)."""
+    B, _, H, W = images.shape
+    flip = torch.rand(B) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dy, dx = torch.randint(0, 2 * pad + 1, (B,)), torch.randint(0, 2 * pad + 1, (B,))
+    rows = (dy[:, None] + torch.arange(H)).to(images.device)  # (B, H)
+    cols = (dx[:, None] + torch.arange(W)).to(images.device)  # (B, W)
+    batch = torch.arange(B, device=images.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
@@ -133,14 +155,20 @@ def run_point(cfg: Config, point: Point) -> Path:
     train, test = check_inputs(cfg)
     keep = per_class_subset(train.tensors[1].numpy(), cfg.train_fraction, seed=0)  # one subset for every point
     train = TensorDataset(*(t[torch.from_numpy(keep)] for t in train.tensors))
-    collate = Normalise(train.tensors[0])
+    normalise, device = Normalise(train.tensors[0]), device_of(cfg.device)
+
+    def collate(items):
+        return tuple(t.to(device) for t in normalise(items))
+
     size, channels = DATASETS[cfg.dataset]
     torch.manual_seed(point.seed)
-    model = SmallViT(size, channels, 10, value_activation=point.activation, **asdict(cfg.model))
+    model = SmallViT(size, channels, 10, value_activation=point.activation, **asdict(cfg.model)).to(device)
     steps = total_steps(len(train), cfg.optimization)
 
     def loss_fn(model, batch):
         images, labels = batch
+        if cfg.augment:
+            images = flip_and_crop(images)
         return torch.nn.functional.cross_entropy(model(images), labels)
 
     losses = fit(model, train, collate, loss_fn, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every)
@@ -148,7 +176,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     counts = {"parameters": sum(p.numel() for p in model.parameters())}
     results = classification_results(predicted, test.tensors[1].numpy(), len(train), 10, steps, losses, started, counts)
     return finish(path, point_record(cfg, point), results, {"losses": np.asarray(losses), "predictions": predicted},
-                  point.seed)  # fmt: skip
+                  point.seed, str(device))  # fmt: skip
 
 
 def main(cfg: Config) -> None:

@@ -3,7 +3,8 @@
 A *site* is one module that owns the projections an adapter method adapts together: an attention module
 (Q, K, V) or an MLP block (up, down). The projections come in three layouts, found by their names:
 
-- separate projections: LLaMA-style ``q_proj/k_proj/v_proj``, BERT-style ``query/key/value``;
+- separate projections: LLaMA-style ``q_proj/k_proj/v_proj``, BERT-style ``query/key/value``, timm CaiT's class
+  attention ``q/k/v``;
 - GPT-2's fused ``c_attn`` (a ``Conv1D``, weight (in, 3d)) and timm ViT's fused ``qkv`` (a ``Linear``,
   weight (3d, in)): the targets are slices [0, d), [d, 2d), [2d, 3d) of the output features.
 
@@ -23,7 +24,11 @@ ATTENTION_TARGETS = ("q", "k", "v")
 MLP_TARGETS = ("up", "down")
 TARGETS = ATTENTION_TARGETS + MLP_TARGETS
 
-SEPARATE_LAYOUTS = ({"q": "q_proj", "k": "k_proj", "v": "v_proj"}, {"q": "query", "k": "key", "v": "value"})
+SEPARATE_LAYOUTS = (
+    {"q": "q_proj", "k": "k_proj", "v": "v_proj"},
+    {"q": "query", "k": "key", "v": "value"},
+    {"q": "q", "k": "k", "v": "v"},
+)
 FUSED_LAYOUTS = ("c_attn", "qkv")
 MLP_LAYOUTS = (
     {"up": "up_proj", "down": "down_proj"},
@@ -153,7 +158,7 @@ def find_sites(model: nn.Module, targets: tuple[str, ...] | list[str]) -> list[S
         if wanted and not any(s.kind == kind for s in sites):
             raise ConfigError(
                 f"config field 'targets' = {targets!r}: {type(model).__name__} has no {kind} projection this "
-                "injector knows (attention: q_proj/k_proj/v_proj, query/key/value, fused c_attn or qkv; "
+                "injector knows (attention: q_proj/k_proj/v_proj, query/key/value, q/k/v, fused c_attn or qkv; "
                 "MLP: up_proj/down_proj, mlp.c_fc/c_proj, mlp.fc1/fc2, intermediate.dense/output.dense)"
             )
     return sites

@@ -257,3 +257,29 @@ def subsample_per_class(dataset: ImageListDataset, fraction: float, seed: int) -
     keep = per_class_subset(dataset.labels, fraction, seed)
     items = [item for item, kept in zip(dataset.items, keep, strict=True) if kept]
     return ImageListDataset(items, dataset.num_classes, dataset.transform)
+
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def image_folder(
+    root: str | Path, split: str, transform: Callable[[Image.Image], torch.Tensor] | None = None
+) -> tuple[ImageListDataset, list[str]]:
+    """ImageNet's usual layout, `root/<split>/<class folder>/<image>` (e.g. `train/n01440764/n01440764_10026.JPEG`,
+    the validation images moved into their class folders), and its classes: the sorted folder names, numbered 0, 1,
+    ... in that order."""
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise ConfigError.invalid("data_root", str(root), f"a folder with a '{split}/' folder of class folders")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise ConfigError(f"image folder '{folder}' has no class folders")
+    items = [
+        (path, label)
+        for label, name in enumerate(classes)
+        for path in sorted((folder / name).iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not items:
+        raise ConfigError(f"image folder '{folder}' has no images ({', '.join(IMAGE_SUFFIXES)})")
+    return ImageListDataset(items, len(classes), transform), classes

@@ -103,6 +103,19 @@ def test_value_activation_on_a_timm_vit_changes_only_the_values():
         use_value_activation(vit, "relu")  # twice
 
 
+def test_value_activation_on_a_timm_cait_reaches_the_class_attention_too():
+    torch.manual_seed(0)
+    cait = timm.create_model("cait_s24_224", pretrained=False, embed_dim=32, depth=2, num_heads=2, img_size=32,
+                             patch_size=8, depth_token_only=2)  # fmt: skip
+    x = torch.randn(1, 3, 32, 32)
+    before = cait(x)
+    assert use_value_activation(cait, "relu") == 2 + 2  # talking-heads blocks (fused qkv), class attention (v)
+    value = cait.blocks_token_only[0].attn.v
+    assert isinstance(value, ActivatedRows) and value(torch.randn(1, 3, 32)).min() >= 0
+    assert not isinstance(cait.blocks_token_only[0].attn.q, ActivatedRows)
+    assert not torch.allclose(cait(x), before)
+
+
 def test_value_activation_on_gpt2_and_identity_leaves_the_model_as_it_was():
     torch.manual_seed(0)
     model = GPT2Model(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50)).eval()

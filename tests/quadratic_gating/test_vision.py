@@ -59,6 +59,43 @@ def test_cifar10_batches_and_a_training_fraction(tmp_path):
     vision.main(cfg)
     results = runs.read_run(vision.point_dir(cfg, vision.sweep(cfg)[0]))["results"]
     assert results["train_examples"] == 10 and results["test_examples"] == 20  # 10 of each class's 10 -> 1 each
+    # CaiT-Tiny's layout (patch layers, then class attention with LayerScale), with augmentation
+    cait = load_config(vision.Config, None, [f"results_dir={tmp_path / 'c'}", f"data_root={root}", "dataset=cifar10",
+                                             "activations=[gelu]", *TINY, "model.class_layers=2",
+                                             "model.layer_scale=0.1", "augment=true"])  # fmt: skip
+    vision.main(cait)
+    run = runs.read_run(vision.point_dir(cait, vision.sweep(cait)[0]))
+    assert run["config"]["model"]["class_layers"] == 2 and 0 <= run["results"]["accuracy"] <= 100
+
+
+def test_cait_class_attention_reads_the_patches_but_leaves_them_alone():
+    import torch
+
+    from quadratic_gating.models import SmallViT
+
+    torch.manual_seed(0)
+    cait = SmallViT(8, 1, 3, patch=4, dim=8, depth=1, heads=2, mlp=16, class_layers=2, layer_scale=0.1)
+    assert cait.position.shape == (1, 4, 8) and len(cait.class_blocks) == 2  # positions of the 4 patches only
+    tokens = torch.randn(2, 5, 8)
+    out = cait.class_blocks[0](tokens)
+    assert torch.equal(out[:, 1:], tokens[:, 1:]) and not torch.allclose(out[:, :1], tokens[:, :1])
+    changed = tokens.clone()
+    changed[:, 3] += torch.randn(8)  # a patch token changes what the class token reads
+    assert not torch.allclose(cait.class_blocks[0](changed)[:, 0], out[:, 0])
+    assert torch.allclose(cait.blocks[0].scale1, torch.full((8,), 0.1))
+
+
+def test_flip_and_crop_moves_pixels_without_changing_them():
+    import torch
+
+    torch.manual_seed(0)
+    images = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6) + 1
+    out = vision.flip_and_crop(images, pad=2)
+    assert out.shape == images.shape
+    for i in range(2):
+        kept = out[i][out[i] != 0]  # every non-padding pixel comes from the image (flipped or not)
+        assert set(kept.tolist()) <= set(images[i].flatten().tolist())
+    assert torch.equal(vision.flip_and_crop(images, pad=0).sort(-1).values, images.sort(-1).values)
 
 
 def test_bad_input_names_the_field_or_file(tmp_path):
