@@ -80,9 +80,7 @@ class Config:
     threads: int = 0
 
     def validate(self) -> None:
-        unknown = [a for a in self.activations if a not in VALUE_ACTIVATIONS]
-        if not self.activations or unknown:
-            raise ConfigError.invalid("activations", self.activations, f"names among {', '.join(VALUE_ACTIVATIONS)}")
+        sweeps.check_names("activations", self.activations, VALUE_ACTIVATIONS)
         if not self.data_root:
             raise ConfigError.invalid("data_root", "", "the ImageNet folder (train/ and val/ of class folders)")
         import timm

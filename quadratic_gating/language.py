@@ -60,16 +60,12 @@ class Config:
     threads: int = 0
 
     def validate(self) -> None:
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if not self.variants or unknown:
-            raise ConfigError.invalid("variants", self.variants, f"names among {', '.join(VARIANTS)}")
+        sweeps.check_names("variants", self.variants, list(VARIANTS))
         if not self.text_path:
             raise ConfigError.invalid("text_path", "", "the path of a UTF-8 text file")
         if self.dense_ffn % self.top_k:
             raise ConfigError.invalid("dense_ffn", self.dense_ffn, f"a multiple of top_k = {self.top_k}")
-        for name in ("block_size", "steps", "eval_windows", "layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        sweeps.check_positive(self, "block_size", "steps", "eval_windows", "layers")
 
 
 @dataclass(frozen=True)

@@ -85,9 +85,7 @@ class Config:
     threads: int = 0
 
     def validate(self) -> None:
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if not self.variants or unknown:
-            raise ConfigError.invalid("variants", self.variants, f"names among {', '.join(VARIANTS)}")
+        sweeps.check_names("variants", self.variants, list(VARIANTS))
         if not self.shards_dir:
             raise ConfigError.invalid("shards_dir", "", "the folder of token shards (python -m common.data.lm_shards)")
         if self.dtype not in DTYPES:
@@ -95,9 +93,7 @@ class Config:
         check_device(self.device)
         if not 0 <= self.min_lr <= self.optimization.learning_rate:
             raise ConfigError.invalid("min_lr", self.min_lr, "in [0, optimization.learning_rate]")
-        for name in ("block_size", "steps", "val_windows", "layers", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        sweeps.check_positive(self, "block_size", "steps", "val_windows", "layers", "eval_batch_size")
 
 
 @dataclass(frozen=True)

@@ -95,14 +95,10 @@ class Config:
             raise ConfigError.invalid("lr_schedule", self.lr_schedule, f"one of {', '.join(LR_SCHEDULES)}")
         if self.dataset not in DATASETS:
             raise ConfigError.invalid("dataset", self.dataset, f"one of {', '.join(DATASETS)}")
-        unknown = [a for a in self.activations if a not in VALUE_ACTIVATIONS]
-        if not self.activations or unknown:
-            raise ConfigError.invalid("activations", self.activations, f"names among {', '.join(VALUE_ACTIVATIONS)}")
+        sweeps.check_names("activations", self.activations, VALUE_ACTIVATIONS)
         if not self.csv_path:
             raise ConfigError.invalid("csv_path", "", "the path of the dataset's CSV file (a `date` column + values)")
-        for name in ("epochs", "patience", "batch_size", "lookback", "horizon"):
-            if getattr(self, name) < 1:
-                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        sweeps.check_positive(self, "epochs", "patience", "batch_size", "lookback", "horizon")
 
 
 @dataclass(frozen=True)

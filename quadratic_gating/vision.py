@@ -75,9 +75,7 @@ class Config:
     def validate(self) -> None:
         if self.dataset not in DATASETS:
             raise ConfigError.invalid("dataset", self.dataset, f"one of {', '.join(DATASETS)}")
-        unknown = [a for a in self.activations if a not in VALUE_ACTIVATIONS]
-        if not self.activations or unknown:
-            raise ConfigError.invalid("activations", self.activations, f"names among {', '.join(VALUE_ACTIVATIONS)}")
+        sweeps.check_names("activations", self.activations, VALUE_ACTIVATIONS)
         check_device(self.device)
         if not 0 < self.train_fraction <= 1:
             raise ConfigError.invalid("train_fraction", self.train_fraction, "a fraction in (0, 1]")

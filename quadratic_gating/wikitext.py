@@ -77,17 +77,12 @@ class Config:
     def validate(self) -> None:
         if not self.data:
             raise ConfigError.invalid("data", "", "a folder of wiki.*.tokens files or a datasets hub name")
-        for name, values, allowed in (
-            ("normalisers", self.normalisers, LM_NORMALISERS), ("activations", self.activations, VALUE_ACTIVATIONS)
-        ):  # fmt: skip
-            if not values or any(v not in allowed for v in values):
-                raise ConfigError.invalid(name, values, f"names among {', '.join(allowed)}")
+        sweeps.check_names("normalisers", self.normalisers, LM_NORMALISERS)
+        sweeps.check_names("activations", self.activations, VALUE_ACTIVATIONS)
         if self.dim % self.heads:
             raise ConfigError.invalid("heads", self.heads, f"a divisor of dim = {self.dim}")
         check_device(self.device)
-        for name in ("block_size", "steps", "layers", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        sweeps.check_positive(self, "block_size", "steps", "layers", "eval_batch_size")
 
 
 @dataclass(frozen=True)

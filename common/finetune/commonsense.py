@@ -76,9 +76,7 @@ class Config:
             raise ConfigError.invalid("fractions", self.fractions, "fractions of the training records in (0, 1]")
         if not self.seeds:
             raise ConfigError.invalid("seeds", self.seeds, "at least one seed")
-        for name in ("cutoff_len", "eval_batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        sweeps.check_positive(self, "cutoff_len", "eval_batch_size", "checkpoint_every")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ConfigError.invalid("dtype", self.dtype, f"auto or one of {', '.join(DTYPES)}")
         check_device(self.device)

@@ -30,7 +30,7 @@ from common.data.sampling import per_class_subset
 from common.data.text import LabelledText, check_columns, read_labelled_csv
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
 from common.training.loop import Optimization, fit, predictions, total_steps
-from common.training.sweeps import classification_results, finish, run_all, set_threads
+from common.training.sweeps import check_positive, classification_results, finish, run_all, set_threads
 
 EXPERIMENT = "text_classification"
 
@@ -74,9 +74,7 @@ class Config:
             raise ConfigError.invalid("fractions", self.fractions, "fractions of every class in (0, 1]")
         if not self.seeds:
             raise ConfigError.invalid("seeds", self.seeds, "at least one seed")
-        for name in ("max_length", "eval_batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
+        check_positive(self, "max_length", "eval_batch_size", "checkpoint_every")
 
 
 @dataclass(frozen=True)

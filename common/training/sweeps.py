@@ -25,6 +25,19 @@ def point_record(point: Any, cfg: Any, omit: Sequence[str] = (), paths: Sequence
     return {**asdict(point), **record}
 
 
+def check_names(field: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+    """A config list of names (activations, variants, ...): not empty, each one of `allowed`."""
+    if not values or any(value not in allowed for value in values):
+        raise ConfigError.invalid(field, list(values), f"names among {', '.join(allowed)}")
+
+
+def check_positive(cfg: Any, *fields: str) -> None:
+    """Integer config fields that must be at least 1."""
+    for name in fields:
+        if getattr(cfg, name) < 1:
+            raise ConfigError.invalid(name, getattr(cfg, name), "a positive integer")
+
+
 def set_threads(threads: int) -> None:
     """torch's CPU threads for this run (0: leave torch's default)."""
     if threads:
