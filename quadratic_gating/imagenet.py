@@ -17,7 +17,6 @@ paper's 768 / 16 heads (FFN 3072): `model_kwargs: {embed_dim: 768, num_heads: 16
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from common.data.vision import image_folder
 from common.layers.attention import VALUE_ACTIVATIONS, use_value_activation
 from common.training import sweeps
 from common.training.loop import Optimization, fit, predictions, total_steps
-from common.training.sweeps import check_device, classification_results, device_of, finish, run_all
+from common.training.sweeps import autocast, check_device, classification_results, device_of, finish, run_all
 
 EXPERIMENT = "imagenet"
 
@@ -164,20 +163,17 @@ def run_point(cfg: Config, point: Point) -> Path:
     ) if recipe.mixup > 0 or recipe.cutmix > 0 else None  # fmt: skip
     soft_loss = SoftTargetCrossEntropy()
 
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
     def loss_fn(model, batch):
         images, labels = (t.to(device, non_blocking=True) for t in batch)
         if mix is not None and len(images) % 2 == 0:  # timm's Mixup pairs images: an even batch
             images, targets = mix(images, labels)
-            with autocast():
+            with autocast(device):
                 return soft_loss(model(images).float(), targets)
-        with autocast():
+        with autocast(device):
             return nn.functional.cross_entropy(model(images).float(), labels, label_smoothing=recipe.label_smoothing)
 
     def predict_fn(model, batch):
-        with autocast():
+        with autocast(device):
             return model(batch[0].to(device)).argmax(-1)
 
     steps = total_steps(len(train), cfg.optimization)

@@ -21,7 +21,6 @@ step, and a warm-up that long leaves no cosine decay. We train 19,073 steps and 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,7 +35,7 @@ from common.data.hellaswag import hellaswag_accuracy, load_hellaswag
 from common.data.lm_shards import ShardWindows, load_tokenizer
 from common.training import sweeps
 from common.training.loop import Optimization, fit
-from common.training.sweeps import check_device, device_of, finish, run_all
+from common.training.sweeps import autocast, check_device, device_of, finish, run_all
 from quadratic_gating.models import gpt2_moe, moe_aux_loss, parameter_counts
 
 EXPERIMENT = "pretrain"
@@ -147,12 +146,6 @@ def build(cfg: Config, variant: str, vocab_size: int) -> torch.nn.Module:
     return gpt2_moe(config, VARIANTS[variant], cfg.experts, cfg.top_k, cfg.expert_ffn, cfg.rank)
 
 
-def autocast(cfg: Config, device: torch.device):
-    """bfloat16 autocast on a GPU unless `dtype` says float32; nothing on a CPU unless it says bfloat16."""
-    use = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
-
-
 def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy (nats) of each window's tokens 2 ... T + 1 given the ones before them."""
     logits = model(input_ids=batch[:, :-1]).logits
@@ -166,7 +159,7 @@ def validation_loss(cfg: Config, model: torch.nn.Module, val: ShardWindows, devi
     total = 0.0
     for start in range(0, count, cfg.eval_batch_size):
         batch = torch.stack([val[i] for i in range(start, min(count, start + cfg.eval_batch_size))]).to(device)
-        with autocast(cfg, device):
+        with autocast(device, cfg.dtype):
             total += next_token_loss(model, batch).item() * len(batch)
     return total / count
 
@@ -185,7 +178,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     model = build(cfg, point.variant, tokenizer.vocab_size).to(device)
 
     def loss_fn(model, batch):
-        with autocast(cfg, device):
+        with autocast(device, cfg.dtype):
             return next_token_loss(model, batch) + cfg.aux_weight * moe_aux_loss(model)
 
     losses = fit(
@@ -193,7 +186,7 @@ def run_point(cfg: Config, point: Point) -> Path:
         point.seed, cfg.checkpoint_every, final_lr_fraction=cfg.min_lr / cfg.optimization.learning_rate,
     )  # fmt: skip
     val_loss = validation_loss(cfg, model, val, device)
-    with autocast(cfg, device):
+    with autocast(device, cfg.dtype):
         hellaswag = hellaswag_accuracy(model, tokenizer.encode, examples, cfg.block_size) if examples else None
     counts = parameter_counts(model)
     results = {

@@ -17,7 +17,6 @@ cutoffs 20k / 40k / 200k; the Performer's random features are drawn once per run
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from common.data.wikitext import wikitext
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.loop import Optimization, fit
-from common.training.sweeps import check_device, device_of, finish, run_all
+from common.training.sweeps import autocast, check_device, device_of, finish, run_all
 from quadratic_gating.models import TransformerLM
 
 EXPERIMENT = "wikitext"
@@ -132,11 +131,6 @@ def check_inputs(cfg: Config):
         if not len(blocks):
             raise ConfigError.invalid("block_size", cfg.block_size, f"shorter than the {split} split")
     return data.vocabulary, splits
-
-
-def autocast(device: torch.device):
-    """bfloat16 autocast on a GPU; float32 on a CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 @torch.no_grad()

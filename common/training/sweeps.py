@@ -3,6 +3,7 @@ the run record."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -80,6 +81,14 @@ def run_all(points: list, is_done: Callable, run_point: Callable, summary: Calla
 def check_device(device: str) -> None:
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError.invalid("device", device, "auto, cpu or cuda[:index]")
+
+
+def autocast(device: torch.device, dtype: str = "auto"):
+    """The forward pass's precision: bfloat16 autocast on a GPU (`dtype` auto or bfloat16) or where `dtype` says
+    bfloat16; float32 otherwise."""
+    if dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def device_of(device: str) -> torch.device:
