@@ -10,6 +10,7 @@ output is phi(q) (phi(K)^T sigma(V)) / phi(q) (phi(K)^T 1) (prefix sums over the
 
     attention = MultiHeadAttention(dim=128, num_heads=8, value_activation="gelu", causal=True)
     y = attention(x)                                   # (B, T, dim)
+    cross = MultiHeadAttention(dim=128, num_heads=8, value_activation="gelu")
     y = cross(x, context=memory)                       # cross-attention: keys and values from memory (B, S, dim)
 
     model = timm.create_model("vit_base_patch16_224")
@@ -155,7 +156,15 @@ def positive_features(x: torch.Tensor, omega: torch.Tensor, per_row: bool) -> to
 def favor_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, omega: torch.Tensor, causal: bool
 ) -> torch.Tensor:
-    """The Performer's estimate of softmax(q k^T / sqrt(d)) v for (B, H, T, d) heads, in time linear in T."""
+    """The Performer's estimate of softmax(q k^T / sqrt(d)) v for (B, H, T, d) heads, in time linear in T; in at least
+    float32 whatever the autocast (exponentials and prefix sums lose too much in bfloat16)."""
+    dtype, wide = v.dtype, torch.promote_types(v.dtype, torch.float32)
+    with torch.autocast(q.device.type, enabled=False):
+        y = _favor(q.to(wide), k.to(wide), v.to(wide), omega.to(wide), causal)
+    return y.to(dtype)
+
+
+def _favor(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, omega: torch.Tensor, causal: bool) -> torch.Tensor:
     scale = q.shape[-1] ** -0.25
     phi_q, phi_k = positive_features(q * scale, omega, True), positive_features(k * scale, omega, False)
     if causal:  # prefix sums over the keys: token t sees keys 1..t

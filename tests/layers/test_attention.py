@@ -150,3 +150,15 @@ def test_locality_self_attention_masks_the_diagonal_and_learns_its_temperature()
     assert attention.log_scale.grad is not None
     with pytest.raises(ConfigError, match="locality"):
         MultiHeadAttention(8, 2, locality=True, causal=True)
+
+
+def test_performer_attention_runs_in_float32_under_bfloat16_autocast():
+    from common.layers.attention import favor_attention, orthogonal_gaussian
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 64, 8).bfloat16() for _ in range(3))
+    omega = orthogonal_gaussian(24, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = favor_attention(q, k, v, omega, causal=True)
+    wide = favor_attention(q.float(), k.float(), v.float(), omega, causal=True)
+    assert low.dtype == torch.bfloat16 and torch.equal(low, wide.bfloat16())  # computed wide, rounded once
