@@ -61,6 +61,7 @@ class Config:
     top_k: int = 2
     expert_ffn: int = 1536  # GPT2-MoE (Table 5)
     rank: int = 32  # the quadratic router's rank
+    moe_every: int = 1  # MoE in every block (1), or every n-th (4: the reading of Table 5's totals)
     dropout: float = 0.0
     aux_weight: float = 0.01
     steps: int = 19_073
@@ -92,7 +93,7 @@ class Config:
         check_device(self.device)
         if not 0 <= self.min_lr <= self.optimization.learning_rate:
             raise ConfigError.invalid("min_lr", self.min_lr, "in [0, optimization.learning_rate]")
-        sweeps.check_positive(self, "block_size", "steps", "val_windows", "layers", "eval_batch_size")
+        sweeps.check_positive(self, "block_size", "steps", "val_windows", "layers", "eval_batch_size", "moe_every")
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def build(cfg: Config, variant: str, vocab_size: int) -> torch.nn.Module:
         n_inner=cfg.dense_ffn, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
         bos_token_id=None, eos_token_id=None,
     )  # fmt: skip
-    return gpt2_moe(config, VARIANTS[variant], cfg.experts, cfg.top_k, cfg.expert_ffn, cfg.rank)
+    return gpt2_moe(config, VARIANTS[variant], cfg.experts, cfg.top_k, cfg.expert_ffn, cfg.rank, cfg.moe_every)
 
 
 def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

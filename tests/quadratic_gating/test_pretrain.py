@@ -52,6 +52,9 @@ def test_dense_and_both_moe_variants_train_evaluate_and_reproduce(tmp_path):
     # 4 experts of 16 against a dense FFN of 32: the same active FFN weights; the router and one more output bias
     assert results["moe_linear"]["active_params"] - results["dense"]["active_params"] == 16 * 4 + 16
     assert results["moe_quadratic"]["active_params"] > results["moe_linear"]["active_params"]
+    two_blocks = config(tmp_path, shards, hellaswag, "layers=2", "moe_every=2")
+    model = pretrain.build(two_blocks, "moe_linear", 257)
+    assert [type(block.mlp).__name__ for block in model.transformer.h] == ["GPT2MLP", "MoEMLP"]
     log = (pretrain.point_dir(cfg, pretrain.Point("dense", 0)) / "log.jsonl").read_text().splitlines()
     assert json.loads(log[-1])["lr"] == pytest.approx(0.001, rel=0.05)  # the cosine ends at min_lr, not 0
 
@@ -93,6 +96,8 @@ def test_bad_input_names_the_field_or_file(tmp_path):
     shards, hellaswag = write_inputs(tmp_path)
     with pytest.raises(ConfigError, match="variants"):
         config(tmp_path, shards, hellaswag, "variants=[moe_cosine]")
+    with pytest.raises(ConfigError, match="moe_every"):
+        config(tmp_path, shards, hellaswag, "moe_every=0")
     with pytest.raises(ConfigError, match="min_lr"):
         config(tmp_path, shards, hellaswag, "min_lr=0.5")
     with pytest.raises(ConfigError, match="no train shards"):
