@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.config import load_config
 from slurm import jobs, papers, status, submit
 from tests import toy_experiment
 
@@ -204,9 +205,10 @@ def test_every_paper_manifest_names_each_config_once_and_both_variants_exist(pap
     configs = {experiment.config for experiment in experiments.values()}
     assert configs == shipped - {papers.MANIFEST_FILE} - {name for name in shipped if name.endswith("_smoke.yaml")}
     for experiment in experiments.values():
-        submit.import_experiment(experiment.module)
+        module = submit.import_experiment(experiment.module)
         for variant in papers.VARIANTS:
-            assert papers.config_path(paper, experiment, variant).is_file()
+            path = papers.config_path(paper, experiment, variant)
+            load_config(module.Config, path, [])  # every key known, every value allowed
 
 
 def test_paper_dry_run_lists_every_experiment_with_its_resources(tmp_path, capsys):
