@@ -7,16 +7,19 @@ value activation on any of the eight benchmark CSVs (or another file in the same
         csv_path=/data/ETT-small/ETTh1.csv
 
 The sweep is activations x seeds. Each point trains the `architecture` (`common.data.timeseries` splits, train-only
-scaling; the Transformer also reads the rows' time features) with Adam and a per-epoch schedule: PatchTST's "type3"
-(the learning rate held for 3 epochs, then multiplied by 0.9 each epoch) or the Informer family's "type1" (halved
-every epoch). It stops early when the validation MSE has not improved for `patience` epochs and reports the test MSE
-and MAE (on the scaled series, over every test window: no `drop_last`) of the epoch with the best validation MSE.
-"identity" is the paper's Linear baseline. Training resumes from the run's checkpoint after each finished epoch.
+scaling; the Transformer also reads the rows' time features) with Adam and one of PatchTST's schedules: "type3" (the
+learning rate held for 3 epochs, then multiplied by 0.9 each epoch), "type1" (halved every epoch, the Informer
+family's), "constant", or "tst" (one-cycle over every step, for ETTm, Traffic and Electricity). It stops early when
+the validation MSE has not improved for `patience` epochs and reports the test MSE and MAE (on the scaled series,
+over every test window: no `drop_last`) of the epoch with the best validation MSE. "identity" is the paper's Linear
+baseline. Training resumes from the run's checkpoint after each finished epoch. `timeseries_<dataset>.yaml` holds
+PatchTST's own settings for each of the eight benchmarks.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -32,12 +35,12 @@ from common.data.timeseries import DATASETS, Windows, forecasting_splits, load_d
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.checkpoint import Checkpointer
-from common.training.sweeps import finish, run_all
+from common.training.sweeps import check_device, device_of, finish, run_all
 from quadratic_gating.models import ForecastTransformer, PatchTST
 
 EXPERIMENT = "timeseries"
 ARCHITECTURES = ("patchtst", "transformer")
-LR_SCHEDULES = ("type3", "type1")
+LR_SCHEDULES = ("type3", "type1", "constant", "tst")
 
 
 @dataclass
@@ -85,7 +88,9 @@ class Config:
     patience: int = 20
     batch_size: int = 128
     learning_rate: float = 1e-4
-    lr_schedule: str = "type3"  # type3 (PatchTST) | type1 (halved every epoch)
+    lr_schedule: str = "type3"  # type3 (PatchTST) | type1 (halved every epoch) | constant | tst (one-cycle)
+    pct_start: float = 0.3  # tst: the share of the steps that warm up
+    device: str = "auto"
     threads: int = 0  # torch CPU threads; 0: torch's default
 
     def validate(self) -> None:
@@ -93,6 +98,9 @@ class Config:
             raise ConfigError.invalid("architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError.invalid("lr_schedule", self.lr_schedule, f"one of {', '.join(LR_SCHEDULES)}")
+        if not 0 < self.pct_start < 1:
+            raise ConfigError.invalid("pct_start", self.pct_start, "a fraction in (0, 1)")
+        check_device(self.device)
         if self.dataset not in DATASETS:
             raise ConfigError.invalid("dataset", self.dataset, f"one of {', '.join(DATASETS)}")
         sweeps.check_names("activations", self.activations, VALUE_ACTIVATIONS)
@@ -112,8 +120,11 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    unused = "transformer" if cfg.architecture == "patchtst" else "patchtst"  # the other model's settings
-    return sweeps.point_record(point, cfg, ("results_dir", "activations", "seeds", "threads", unused), ["csv_path"])
+    """The run's settings, without those it does not use (the other model's, pct_start outside the tst schedule)."""
+    unused = ["transformer" if cfg.architecture == "patchtst" else "patchtst"]
+    unused += [] if cfg.lr_schedule == "tst" else ["pct_start"]
+    omit = ("results_dir", "activations", "seeds", "device", "threads", *unused)
+    return sweeps.point_record(point, cfg, omit, ["csv_path"])
 
 
 def point_dir(cfg: Config, point: Point) -> Path:
@@ -143,7 +154,10 @@ def build(cfg: Config, channels: int, activation: str) -> torch.nn.Module:
 
 
 def forecast(model: torch.nn.Module, batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prediction, target) of a batch of `Windows` (x, y) or `MarkedWindows` (x, x_marks, y, y_marks)."""
+    """(prediction, target) of a batch of `Windows` (x, y) or `MarkedWindows` (x, x_marks, y, y_marks), on the
+    model's device."""
+    device = next(model.parameters()).device
+    batch = [t.to(device) for t in batch]
     if len(batch) == 2:
         x, y = batch
         return model(x), y
@@ -152,10 +166,22 @@ def forecast(model: torch.nn.Module, batch: list[torch.Tensor]) -> tuple[torch.T
 
 
 def learning_rate(cfg: Config, epoch: int) -> float:
-    """The learning rate of 0-based `epoch`: type3 holds it for 3 epochs, then x 0.9 per epoch; type1 halves it."""
+    """The learning rate of 0-based `epoch`: type3 holds it for 3 epochs, then x 0.9 per epoch; type1 halves it every
+    epoch; constant keeps it (tst sets it every step instead: `one_cycle`)."""
     if cfg.lr_schedule == "type3":
         return cfg.learning_rate * 0.9 ** max(0, epoch - 2)
-    return cfg.learning_rate * 0.5**epoch
+    if cfg.lr_schedule == "type1":
+        return cfg.learning_rate * 0.5**epoch
+    return cfg.learning_rate
+
+
+def one_cycle(cfg: Config, optimiser: torch.optim.Optimizer, steps_per_epoch: int):
+    """PatchTST's "TST" schedule: torch's one-cycle policy over every step of `epochs` (cosine warm-up over the
+    first `pct_start` of them from learning_rate / 25, then cosine decay to learning_rate / 1e5)."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=cfg.learning_rate, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+        pct_start=cfg.pct_start,
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -179,15 +205,20 @@ def run_point(cfg: Config, point: Point) -> Path:
     sweeps.set_threads(cfg.threads)
     started = time.perf_counter()
     train, val, test = check_inputs(cfg)
+    device = device_of(cfg.device)
     torch.manual_seed(point.seed)
-    model = build(cfg, train[0][0].shape[-1], point.activation)
+    model = build(cfg, train[0][0].shape[-1], point.activation).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    scheduler = one_cycle(cfg, optimiser, steps_per_epoch) if cfg.lr_schedule == "tst" else None
     history, best, epoch = [], {"val_mse": float("inf")}, 0
     with Checkpointer(path, every_steps=1) as checkpointer:
         state = checkpointer.load()
         if state is not None:
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
             epoch, history, best = state["epoch"], state["history"], state["best"]
 
@@ -198,12 +229,14 @@ def run_point(cfg: Config, point: Point) -> Path:
                 "best": best,
                 "model": model.state_dict(),
                 "optimizer": optimiser.state_dict(),
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
             }
 
         while epoch < cfg.epochs and epoch - best.get("epoch", 0) < cfg.patience:
-            for group in optimiser.param_groups:
-                group["lr"] = learning_rate(cfg, epoch)
+            if scheduler is None:
+                for group in optimiser.param_groups:
+                    group["lr"] = learning_rate(cfg, epoch)
             generator = torch.Generator().manual_seed(point.seed * 100_003 + epoch)
             model.train()
             losses = []
@@ -212,6 +245,8 @@ def run_point(cfg: Config, point: Point) -> Path:
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+                if scheduler is not None:
+                    scheduler.step()
                 losses.append(loss.item())
             val_mse, _ = evaluate(model, val, cfg.batch_size)
             epoch += 1
@@ -232,7 +267,7 @@ def run_point(cfg: Config, point: Point) -> Path:
         "seconds": time.perf_counter() - started,
     }
     arrays = {name: np.array([h[name] for h in history]) for name in ("train_mse", "val_mse")}
-    return finish(path, point_record(cfg, point), results, arrays, point.seed)
+    return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
 
 
 def main(cfg: Config) -> None:

@@ -15,6 +15,9 @@ TRANSFORMER = ["architecture=transformer", "transformer.label_len=12", "transfor
                "transformer.ffn=32", "lr_schedule=type1"]  # fmt: skip
 
 
+FIRST_POINT = timeseries.Point("identity", 0)
+
+
 def write_csv(path, rows=300, channels=2):
     t = np.arange(rows)
     return write_series_csv(path, np.stack([np.sin(t / (4 + c)) + 0.1 * c for c in range(channels)], -1))
@@ -53,11 +56,13 @@ def test_the_encoder_decoder_transformer_trains_on_time_features_with_its_own_sc
     assert "transformer" not in timeseries.point_record(patchtst, timeseries.sweep(patchtst)[0])
 
 
-def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch):
-    reference = config(tmp_path, "activations=[gelu]", "seeds=[1]", f"results_dir={tmp_path / 'a'}")
+@pytest.mark.parametrize("schedule", ["type3", "tst"])
+def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, schedule):
+    overrides = ["activations=[gelu]", "seeds=[1]", f"lr_schedule={schedule}"]
+    reference = config(tmp_path, *overrides, f"results_dir={tmp_path / 'a'}")
     timeseries.main(reference)
     expected = runs.read_run(timeseries.point_dir(reference, timeseries.sweep(reference)[0]))
-    cfg = config(tmp_path, "activations=[gelu]", "seeds=[1]", f"results_dir={tmp_path / 'b'}")
+    cfg = config(tmp_path, *overrides, f"results_dir={tmp_path / 'b'}")
     real, calls = timeseries.evaluate, {"n": 0}
 
     def crash_in_epoch_two(*args):
@@ -76,6 +81,25 @@ def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch):
     assert np.array_equal(resumed["arrays"]["val_mse"], expected["arrays"]["val_mse"])
 
 
+def test_the_one_cycle_schedule_warms_up_then_decays_every_step(tmp_path):
+    import torch
+
+    cfg = config(tmp_path, "lr_schedule=tst", "pct_start=0.25", "epochs=4", "learning_rate=0.01")
+    optimiser = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.learning_rate)
+    scheduler = timeseries.one_cycle(cfg, optimiser, steps_per_epoch=10)
+    rates = []
+    for _ in range(40):
+        rates.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        scheduler.step()
+    peak = rates.index(max(rates))
+    assert rates[0] == pytest.approx(0.01 / 25) and max(rates) == pytest.approx(0.01) and peak == 9  # 25 % of 40
+    assert rates[-1] < 1e-5 and all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :], strict=False))
+    record = timeseries.point_record(cfg, timeseries.sweep(cfg)[0])
+    assert record["pct_start"] == 0.25 and "pct_start" not in timeseries.point_record(config(tmp_path), FIRST_POINT)
+    assert timeseries.learning_rate(config(tmp_path, "lr_schedule=constant"), 7) == 0.003
+
+
 def test_bad_input_names_the_field_or_file(tmp_path):
     with pytest.raises(ConfigError, match="activations"):
         config(tmp_path, "activations=[softplus]")
@@ -85,6 +109,8 @@ def test_bad_input_names_the_field_or_file(tmp_path):
         config(tmp_path, "architecture=informer")
     with pytest.raises(ConfigError, match="lr_schedule"):
         config(tmp_path, "lr_schedule=type9")
+    with pytest.raises(ConfigError, match="pct_start"):
+        config(tmp_path, "lr_schedule=tst", "pct_start=1.5")
     with pytest.raises(ConfigError, match="label_len"):
         timeseries.main(config(tmp_path, *TRANSFORMER, "transformer.label_len=30"))  # longer than the look-back
     (tmp_path / "bad.csv").write_text("time,x\n0,1\n")
