@@ -2,13 +2,14 @@
 
     python -m quadratic_gating.tables [results_dir=results/quadratic_gating] [out_dir=results/quadratic_gating/tables]
 
-Reads the runs of `quadratic_gating.timeseries`, `.vision`, `.wikitext`, `.language` and `.pretrain` under
+Reads the runs of `quadratic_gating.timeseries`, `.vision`, `.imagenet`, `.wikitext`, `.language` and `.pretrain` under
 `results_dir` (their default `results_dir`) and writes, as csv + markdown:
 
 - `table02_timeseries`: test MSE and MAE (mean ± std over seeds) per model (PatchTST, Transformer), dataset and
   value activation, beside the printed MSE of Table 2 (`identity` is the paper's Linear row) and the relative
   difference;
-- `figure2_vision` (+ pdf/png): top-1 accuracy per value activation (mean ± std), one bar each;
+- `figure2_vision` (+ pdf/png): top-1 accuracy per model (ViT / CaiT and dataset, or the ImageNet timm model) and
+  value activation (mean ± std), one bar each;
 - `figure2_wikitext` (+ pdf/png): test perplexity per attention (softmax, Performer) and value activation;
 - `table03_language`: validation loss per model (dense, MoE linear, MoE quadratic) beside Table 3's FineWeb-Edu
   numbers (another corpus and scale: only the order of the three is comparable);
@@ -44,13 +45,23 @@ class TablesConfig:
 
 
 def collect(folder: Path) -> pd.DataFrame:
-    """One row per finished run under `folder`: its config record and results."""
+    """One row per finished run under `folder`: its config record (nested settings as `model.dim`, ...) and results."""
     rows = []
     for path in sorted(folder.glob("*")):
         if runs.is_done(path):
             run = runs.read_run(path)
-            rows.append({**{k: v for k, v in run["config"].items() if not isinstance(v, dict)}, **run["results"]})
+            record = pd.json_normalize(run["config"]).iloc[0].to_dict()
+            rows.append({"experiment": folder.name, **record, **run["results"]})
     return pd.DataFrame(rows)
+
+
+def image_model(row: pd.Series) -> str:
+    """The label of an image run's model: ViT or CaiT and the dataset (`vision`), or the timm name with its width
+    when the config sets one (`imagenet`)."""
+    if row["experiment"] == "vision":
+        return f"{'CaiT' if row['model.class_layers'] > 0 else 'ViT'} ({row['dataset']})"
+    width = row.get("model_kwargs.embed_dim")
+    return f"{row['model']}{'' if pd.isna(width) else f' width {int(width)}'} (imagenet)"
 
 
 def mean_std(values: pd.Series, digits: int) -> str:
@@ -103,10 +114,12 @@ def activation_bars(table: pd.DataFrame, group: str, metric: str, ylabel: str, t
 
 
 def vision_table(ours: pd.DataFrame, out: Path) -> pd.DataFrame:
-    ours = ours.assign(order=ours["activation"].map(list(PAPER_ACTIVATION).index)).sort_values("order")
-    table = ours.groupby(["dataset", "activation"], sort=False)["accuracy"].agg(["mean", "std", "count"]).reset_index()
+    """Figure 2a/b: top-1 accuracy per model (and dataset) and value activation."""
+    order = ours["activation"].map(list(PAPER_ACTIVATION).index)
+    ours = ours.assign(model=ours.apply(image_model, axis=1), order=order).sort_values(["model", "order"])
+    table = ours.groupby(["model", "activation"], sort=False)["accuracy"].agg(["mean", "std", "count"]).reset_index()
     table = table.rename(columns={"mean": "accuracy", "count": "seeds"})
-    activation_bars(table, "dataset", "accuracy", "top-1 accuracy (%)", "Active attention: value activation",
+    activation_bars(table, "model", "accuracy", "top-1 accuracy (%)", "Active attention: value activation",
                     out / "figure2_vision")  # fmt: skip
     return table
 
@@ -188,16 +201,16 @@ def main(cfg: TablesConfig) -> None:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     root = Path(cfg.results_dir)
-    for name, folder, build in (
-        ("table02_timeseries", root / "timeseries", timeseries_table),
-        ("figure2_vision", root / "vision", lambda df: vision_table(df, out)),
-        ("figure2_wikitext", root / "wikitext", lambda df: wikitext_table(df, out)),
-        ("table03_language", root / "language", language_table),
-        ("table03_gpt2_moe", root / "pretrain", pretrain_table),
+    for name, folders, build in (
+        ("table02_timeseries", ["timeseries"], timeseries_table),
+        ("figure2_vision", ["vision", "imagenet"], lambda df: vision_table(df, out)),
+        ("figure2_wikitext", ["wikitext"], lambda df: wikitext_table(df, out)),
+        ("table03_language", ["language"], language_table),
+        ("table03_gpt2_moe", ["pretrain"], pretrain_table),
     ):
-        ours = collect(folder)
+        ours = pd.concat([collect(root / folder) for folder in folders], ignore_index=True)
         if ours.empty:
-            print(f"{name}: no finished runs under {folder}")
+            print(f"{name}: no finished runs under {root} ({', '.join(folders)})")
             continue
         write_table(build(ours), out / name)
         print(f"{name}: {len(ours)} runs")

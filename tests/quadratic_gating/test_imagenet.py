@@ -56,6 +56,12 @@ def test_vit_and_cait_train_with_value_activations_and_reproduce(tmp_path):
     model = imagenet.build_model(cait, "gelu", 3)
     assert type(model.blocks_token_only[0].attn.v).__name__ == "ActivatedRows"  # the class attention too
 
+    from quadratic_gating import tables
+
+    tables.main(tables.TablesConfig(results_dir=cfg.results_dir, out_dir=str(tmp_path / "tables")))
+    drawn = (tmp_path / "tables" / "figure2_vision.csv").read_text()
+    assert "cait_s24_224 width 32 (imagenet),gelu" in drawn and "vit_base_patch16_224 width 32 (imagenet),relu" in drawn
+
 
 def test_bad_input_names_the_field_or_folder(tmp_path):
     with pytest.raises(ConfigError, match="model"):

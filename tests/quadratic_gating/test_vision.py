@@ -40,7 +40,7 @@ def test_every_activation_trains_on_fashion_mnist_files(tmp_path):
     tables.main(tables.TablesConfig(results_dir=cfg.results_dir, out_dir=str(tmp_path / "tables")))
     drawn = (tmp_path / "tables" / "figure2_vision.csv").read_text()
     assert (
-        drawn.splitlines()[1].startswith("fashion_mnist,identity")
+        drawn.splitlines()[1].startswith("ViT (fashion_mnist),identity")
         and (tmp_path / "tables" / "figure2_vision.png").is_file()
     )
 
