@@ -28,7 +28,7 @@ from common.data.files import existing_file
 from common.training import sweeps
 from common.training.loop import Optimization, fit
 from common.training.sweeps import finish, run_all
-from quadratic_gating.models import gpt2_moe, moe_aux_loss, parameter_counts
+from quadratic_gating.models import gpt2_moe, moe_aux_loss, next_token_loss, parameter_counts
 
 EXPERIMENT = "language"
 VARIANTS = {"dense": None, "moe_linear": "linear", "moe_quadratic": "quadratic"}
@@ -127,12 +127,6 @@ def build(cfg: Config, variant: str, vocabulary_size: int):
     return gpt2_moe(config, VARIANTS[variant], cfg.experts, cfg.top_k, cfg.dense_ffn // cfg.top_k, cfg.rank)
 
 
-def next_character_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy (nats) of each window's characters 2 ... T + 1 given the ones before them."""
-    logits = model(input_ids=batch[:, :-1]).logits  # (B, T, vocabulary)
-    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
-
-
 def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
@@ -144,7 +138,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     model = build(cfg, point.variant, len(vocabulary))
 
     def loss_fn(model, batch):
-        return next_character_loss(model, batch) + cfg.aux_weight * moe_aux_loss(model)
+        return next_token_loss(model, batch) + cfg.aux_weight * moe_aux_loss(model)
 
     train = Windows(train_ids, cfg.block_size)
     losses = fit(
@@ -155,7 +149,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     model.eval()
     with torch.no_grad():
         batch = torch.stack([val[int(i)] for i in starts])
-        val_loss = next_character_loss(model, batch).item()
+        val_loss = next_token_loss(model, batch).item()
     counts = parameter_counts(model)
     results = {
         "val_loss": val_loss,

@@ -280,6 +280,13 @@ def gpt2_moe(
     return model
 
 
+def next_token_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy (nats) of each (B, T + 1) window's tokens 2 ... T + 1 given the ones before them, for a
+    transformers causal LM (float32 logits under autocast)."""
+    logits = model(input_ids=batch[:, :-1]).logits  # (B, T, vocabulary)
+    return nn.functional.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
+
+
 def moe_aux_loss(model: nn.Module) -> torch.Tensor:
     """The sum of the load-balancing losses of the last forward pass of every MoE block of `model`."""
     losses = [m.aux for m in model.modules() if isinstance(m, MoEMLP)]

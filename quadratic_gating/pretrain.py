@@ -36,7 +36,7 @@ from common.data.lm_shards import ShardWindows, load_tokenizer
 from common.training import sweeps
 from common.training.loop import Optimization, fit
 from common.training.sweeps import autocast, check_device, device_of, finish, run_all
-from quadratic_gating.models import gpt2_moe, moe_aux_loss, parameter_counts
+from quadratic_gating.models import gpt2_moe, moe_aux_loss, next_token_loss, parameter_counts
 
 EXPERIMENT = "pretrain"
 VARIANTS = {"dense": None, "moe_linear": "linear", "moe_quadratic": "quadratic"}
@@ -145,12 +145,6 @@ def build(cfg: Config, variant: str, vocab_size: int) -> torch.nn.Module:
         bos_token_id=None, eos_token_id=None,
     )  # fmt: skip
     return gpt2_moe(config, VARIANTS[variant], cfg.experts, cfg.top_k, cfg.expert_ffn, cfg.rank, cfg.moe_every)
-
-
-def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy (nats) of each window's tokens 2 ... T + 1 given the ones before them."""
-    logits = model(input_ids=batch[:, :-1]).logits
-    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
 
 
 @torch.no_grad()
