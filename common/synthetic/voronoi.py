@@ -79,11 +79,13 @@ class VoronoiLoss:
             mass_gap = torch.zeros_like(mass_gap)
 
         max_size = members.shape[1]
+        occurring = set(atom_size.unique().tolist())
         atom_terms = torch.zeros_like(mass)
         for block in dict.fromkeys([*self.exact, *self.over]):
             matched = true[block].gather(1, cell[..., None].expand(-1, -1, true[block].shape[-1]))
             distance = (fitted[block] - matched).norm(dim=-1)  # (R, N)
-            table = torch.tensor([self._exponent(block, m) for m in range(max_size + 1)], dtype=u.dtype)
+            exponents = [self._exponent(block, m) if m in occurring else float("nan") for m in range(max_size + 1)]
+            table = torch.tensor(exponents, dtype=u.dtype)
             exponent = table[atom_size]  # nan where the block has no term for that cell size
             atom_terms += torch.where(exponent.isnan(), 0.0, distance.pow(exponent.nan_to_num(1.0)))
         weights = mass if self.weighted else torch.ones_like(mass)
@@ -97,13 +99,24 @@ class VoronoiLoss:
         }
 
     def _exponent(self, block: str, m: int) -> float:
+        """The exponent of ``block`` in a cell of m fitted atoms (nan: the block has no term there).
+
+        Raises ValueError where the exponent is a function of m that is unknown for this m (QG's rbar(m) for
+        m >= 4): leaving the block out would silently understate the loss.
+        """
         if m <= 1:
             return float(self.exact.get(block, float("nan")))
         value = self.over.get(block, float("nan"))
+        if not callable(value):
+            return float(value)
         try:
-            return float(value(m)) if callable(value) else float(value)
-        except ValueError:
-            return float("nan")  # e.g. rbar unknown: only reached for cell sizes that never occur
+            return float(value(m))
+        except ValueError as error:
+            raise ValueError(
+                f"Voronoi loss {self.name!r}: a cell holds {m} fitted atoms, and the exponent of its {block!r} term "
+                f"is unknown for that cell size ({error}); fit at most N* + 2 atoms or use a loss with fixed "
+                "exponents (e.g. softmax_l2_r1)"
+            ) from error
 
 
 def _same(blocks: tuple[str, ...], exponent: float) -> dict[str, float]:

@@ -39,6 +39,23 @@ def test_softmax_l1_exact_and_over_specified_cells():
     assert terms["per_cell"][0].tolist() == pytest.approx([mass + over, exact])
 
 
+def test_softmax_l1_refuses_a_cell_whose_rbar_is_unknown():
+    # four fitted atoms in cell 0: rbar(4) is unknown, so the A and b exponents of QG Eq. (17) are too
+    fit = blocks(
+        A=[[0.1], [-0.1], [0.2], [-0.2], [4.0]],
+        b=[[0.0], [0.1], [0.0], [0.1], [4.0]],
+        c=[[math.log(0.25)]] * 4 + [[0.5]],
+        alpha=[[1.0]] * 4 + [[-1.0]],
+        beta=[[0.0]] * 5,
+    )
+    with pytest.raises(ValueError, match=r"'softmax_l1'.*cell holds 4 fitted atoms.*'A'"):
+        LOSSES["softmax_l1"].terms(fit, blocks(**TRUE))
+    # three atoms in a cell (rbar(3) = 6) are fine, and so is a loss with fixed exponents on four
+    three = {k: torch.cat([v[:, :3], v[:, 4:]], dim=1) for k, v in fit.items()}
+    assert LOSSES["softmax_l1"].terms(three, blocks(**TRUE))["cell_sizes"].tolist() == [[3, 1]]
+    assert LOSSES["softmax_l2_r1"].terms(fit, blocks(**TRUE))["cell_sizes"].tolist() == [[4, 1]]
+
+
 def test_empty_cell_counts_its_whole_true_mass():
     # both fitted atoms are nearest to true atom 0: cell 1 is empty
     fit = blocks(A=[[0.0], [0.1]], b=[[0.0], [0.0]], c=[[0.0], [0.0]], alpha=[[1.0], [1.0]], beta=[[0.0], [0.0]])
