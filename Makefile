@@ -12,10 +12,11 @@ $(VENV_STAMP): pyproject.toml
 	$(PY) -m pip install -e .
 	touch $@
 
-# Sigmoid attention: smoke-sized versions of every synthetic figure, in minutes on a CPU.
+# Sigmoid attention's headline model (sigmoid gate, ReLU experts) on a small, well-replicated grid: the least-squares
+# estimator beside the papers' gradient-descent protocol, about a minute on a CPU (results/sigmoid_attention/figures/demo).
 demo: $(VENV_STAMP)
-	for f in $(FIGURES); do $(PY) -m sigmoid_attention.synthetic --config sigmoid_attention/configs/$${f}_smoke.yaml || exit 1; done
-	$(PY) -m sigmoid_attention.figures variant=smoke
+	$(PY) -m sigmoid_attention.synthetic --config sigmoid_attention/configs/demo.yaml
+	$(PY) -m sigmoid_attention.figures panels=[demo] minimax=false out_dir=results/sigmoid_attention/figures/demo
 
 # Sigmoid attention: the paper-sized synthetic figures (hours on a CPU; see slurm/README.md for a cluster).
 paper: $(VENV_STAMP)

@@ -63,6 +63,9 @@ class RateCurve:
     values: np.ndarray  # (K, R) one loss per sample size and replicate
     slope: float
     intercept: float
+    color: str | None = None  # None: the curve's index in the plot's colour cycle
+    marker: str = "o"
+    filled: bool = True  # open markers set off a second kind of curve (e.g. another fit of the same model)
 
     def __post_init__(self) -> None:
         self.sample_sizes = np.asarray(self.sample_sizes, dtype=float)
@@ -77,7 +80,7 @@ class RateCurve:
 def plot_rate_curves(ax: Axes, curves: list[RateCurve], error_sd: float = 3.0, ylabel: str = "Voronoi loss") -> None:
     """Log-log plot of mean loss vs n with +-error_sd SD error bars and each fitted line dash-dotted."""
     for index, curve in enumerate(curves):
-        color = f"C{index}"
+        color = curve.color or f"C{index}"
         mean = curve.values.mean(axis=1)  # (K,)
         replicates = curve.values.shape[1]
         sd = curve.values.std(axis=1, ddof=1) if replicates > 1 else np.zeros_like(mean)  # (K,)
@@ -86,19 +89,41 @@ def plot_rate_curves(ax: Axes, curves: list[RateCurve], error_sd: float = 3.0, y
             curve.sample_sizes,
             mean,
             yerr=np.stack([mean - lower, error_sd * sd]),  # (2, K)
-            fmt="o",
+            fmt=curve.marker,
             color=color,
+            markerfacecolor=color if curve.filled else "white",
             capsize=2.5,
             elinewidth=1.0,
             label=f"{curve.label}: $n^{{{curve.slope:.2f}}}$",
         )
         fitted = np.exp(curve.intercept + curve.slope * np.log(curve.sample_sizes))
-        ax.plot(curve.sample_sizes, fitted, linestyle="-.", color=color)
+        ax.plot(curve.sample_sizes, fitted, linestyle="-." if curve.filled else ":", color=color)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    label_sample_sizes(ax, np.concatenate([curve.sample_sizes for curve in curves]))
     ax.set_xlabel("sample size $n$")
     ax.set_ylabel(ylabel)
     ax.legend()
+
+
+def compact_count(n: float) -> str:
+    """1000 -> '1k', 21544 -> '22k', 100000 -> '100k', 2e6 -> '2M', 500 -> '500'."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.2g}{suffix}" if n < 10 * scale else f"{n / scale:.0f}{suffix}"
+    return f"{n:.0f}"
+
+
+def label_sample_sizes(ax: Axes, sample_sizes: np.ndarray) -> None:
+    """x tick labels that never overlap: powers of ten only; on a grid spanning less than two of them, the grid's
+    own sizes in compact form (1k, 2k, 4k) on every other one when there are many."""
+    ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+    low, high = float(np.min(sample_sizes)), float(np.max(sample_sizes))
+    if np.floor(np.log10(high)) - np.ceil(np.log10(low)) >= 1:
+        return
+    sizes = np.unique(sample_sizes)
+    sizes = sizes[:: max(1, int(np.ceil(len(sizes) / 6)))]
+    ax.set_xticks(sizes, [compact_count(n) for n in sizes])
 
 
 def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:

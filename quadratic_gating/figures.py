@@ -17,6 +17,8 @@ from typing import ClassVar
 
 from common.config import cli_config
 from common.synthetic import report
+from common.synthetic.minimax import write_minimax_report
+from quadratic_gating import minimax
 from quadratic_gating.synthetic import Config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -27,6 +29,7 @@ ERROR_SD = 2.0  # QG App. F.1: error bars of two standard deviations
 @dataclass
 class FiguresConfig(report.FiguresConfig):
     PANELS: ClassVar[tuple[str, ...]] = PANELS
+    minimax: bool = True  # also the minimax envelope (configs/minimax[_smoke].yaml)
 
 
 def panel_config(panel: str, variant: str, results_dir: str | None = None) -> Config:
@@ -35,7 +38,11 @@ def panel_config(panel: str, variant: str, results_dir: str | None = None) -> Co
 
 def main(fig_cfg: FiguresConfig) -> None:
     panels = [(panel, panel_config(panel, fig_cfg.variant, fig_cfg.results_dir)) for panel in fig_cfg.selected()]
-    report.write_report(panels, ERROR_SD, fig_cfg)
+    missing = []
+    if fig_cfg.minimax:
+        family = report.load_panel(minimax.Config, CONFIG_DIR, "minimax", fig_cfg.variant, fig_cfg.results_dir)
+        missing = write_minimax_report(family, report.output_dir(panels[0][1], fig_cfg))
+    report.write_report(panels, ERROR_SD, fig_cfg, missing)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from typing import ClassVar
 
 from common.config import cli_config
 from common.synthetic import report
+from common.synthetic.minimax import write_minimax_report
+from sigmoid_attention import minimax
 from sigmoid_attention.synthetic import Config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -29,6 +31,8 @@ ERROR_SD = 3.0  # SG Sec. 5: error bars of three standard deviations
 @dataclass
 class FiguresConfig(report.FiguresConfig):
     PANELS: ClassVar[tuple[str, ...]] = PANELS
+    OPTIONAL_PANELS: ClassVar[tuple[str, ...]] = ("demo",)  # make demo: configs/demo.yaml
+    minimax: bool = True  # also the minimax envelope (configs/minimax[_smoke].yaml)
 
 
 def panel_config(panel: str, variant: str, results_dir: str | None = None) -> Config:
@@ -37,7 +41,11 @@ def panel_config(panel: str, variant: str, results_dir: str | None = None) -> Co
 
 def main(fig_cfg: FiguresConfig) -> None:
     panels = [(panel, panel_config(panel, fig_cfg.variant, fig_cfg.results_dir)) for panel in fig_cfg.selected()]
-    report.write_report(panels, ERROR_SD, fig_cfg)
+    missing = []
+    if fig_cfg.minimax:
+        family = report.load_panel(minimax.Config, CONFIG_DIR, "minimax", fig_cfg.variant, fig_cfg.results_dir)
+        missing = write_minimax_report(family, report.output_dir(panels[0][1], fig_cfg))
+    report.write_report(panels, ERROR_SD, fig_cfg, missing)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,16 @@ def test_counts_distinct_points_and_reports_the_goal_unmet_while_points_are_miss
         papers=["sigmoid_attention", "hyra"], results_root=str(tmp_path / "empty"), out_dir=str(tmp_path)
     )
     record = synthetic_grids.main(bench)
-    # sigmoid attention: 160 panel points, 120 distinct (fig2b repeats fig1's dense sigmoid curves)
-    assert record["papers"]["sigmoid_attention"] == {"points": 120, "done": 0, "recorded_fit_seconds": 0}
-    assert record["papers"]["hyra"]["points"] == 2 * 10  # two curves, one N, ten sample sizes
+    # sigmoid attention: 160 panel points per fit, 120 distinct (fig2b repeats fig1's dense sigmoid curves), for the
+    # estimator and both readings of the paper protocol; the minimax family: 2 curves x 5 splits x 7 sizes
+    fits = record["papers"]["sigmoid_attention"]["fits"]
+    assert fits["least_squares"] == {"points": 120, "done": 0, "recorded_fit_seconds": 0}
+    assert fits["paper_full_batch"]["points"] == fits["paper_minibatch"]["points"] == 120
+    assert record["papers"]["sigmoid_attention"]["minimax"]["points"] == 70
+    assert record["papers"]["hyra"]["fits"]["least_squares"]["points"] == 2 * 10  # two curves, one N, ten sizes
+    assert "minimax" not in record["papers"]["hyra"]
     assert record["goal_met"] is False
-    assert json.loads((tmp_path / "synthetic_grids.json").read_text())["total_seconds"] == 0
+    assert json.loads((tmp_path / "synthetic_grids.json").read_text())["least_squares_total_seconds"] == 0
 
 
 def test_unknown_paper_fails_before_any_work():

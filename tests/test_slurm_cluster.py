@@ -68,11 +68,14 @@ def _restarts(job_id):
 def test_a_papers_smoke_sweep_as_a_job_array_equals_a_local_run(tmp_path, capsys):
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     args = ["--paper", "sigmoid_attention", "--experiments", "fig1a", "--variant", "smoke", "--cluster", "localhost"]
-    assert submit.main([*args, "--wait", f"results_dir={on_slurm}"]) == 0
+    only_estimator = "other_fits=[]"  # the least-squares fits only: 16 jobs
+    assert submit.main([*args, "--wait", f"results_dir={on_slurm}", only_estimator]) == 0
     assert "submitted 16 jobs as array" in capsys.readouterr().out
 
     synthetic.main(
-        load_config(synthetic.Config, "sigmoid_attention/configs/fig1a_smoke.yaml", [f"results_dir={local}"])
+        load_config(
+            synthetic.Config, "sigmoid_attention/configs/fig1a_smoke.yaml", [f"results_dir={local}", only_estimator]
+        )
     )
     assert _point_dirs(on_slurm) == _point_dirs(local) and len(_point_dirs(local)) == 16
     for name in _point_dirs(local):
@@ -84,8 +87,17 @@ def test_a_papers_smoke_sweep_as_a_job_array_equals_a_local_run(tmp_path, capsys
 
     assert status.main(["--paper", "sigmoid_attention", "--results-root", str(on_slurm)]) == 0
     assert "16 points: 16 done" in capsys.readouterr().out
-    for results_dir in (on_slurm, local):
-        figures.main(figures.FiguresConfig(variant="smoke", panels=["fig1a"], results_dir=str(results_dir)))
+    original = figures.panel_config
+    figures.panel_config = lambda panel, variant, results_dir=None: load_config(
+        synthetic.Config, "sigmoid_attention/configs/fig1a_smoke.yaml", [f"results_dir={results_dir}", only_estimator]
+    )
+    try:
+        for results_dir in (on_slurm, local):
+            figures.main(
+                figures.FiguresConfig(variant="smoke", panels=["fig1a"], results_dir=str(results_dir), minimax=False)
+            )
+    finally:
+        figures.panel_config = original
     slopes = [pd.read_csv(root / "figures" / "smoke" / "slopes.csv") for root in (on_slurm, local)]
     pd.testing.assert_frame_equal(*slopes)
 

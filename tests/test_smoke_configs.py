@@ -20,7 +20,12 @@ def test_smoke_configs_run_and_draw(paper, tmp_path):
     for path in configs:
         cfg = load_config(synthetic.Config, path, [f"results_dir={tmp_path}"])
         synthetic.main(cfg)
-        drawn += len(cfg.curves)
+        drawn += len(cfg.curves) * (1 + len(cfg.other_fits))  # one line per curve and fit
+    if hasattr(figures, "minimax"):  # the minimax envelope of the paper's slow-rate theorem
+        minimax = figures.minimax
+        minimax.main(
+            load_config(minimax.Config, Path(figures.CONFIG_DIR) / "minimax_smoke.yaml", [f"results_dir={tmp_path}"])
+        )
     figures.main(figures.FiguresConfig(variant="smoke", results_dir=str(tmp_path)))
     out = tmp_path / "figures" / "smoke"
     for panel in figures.PANELS:
@@ -28,3 +33,7 @@ def test_smoke_configs_run_and_draw(paper, tmp_path):
     slopes = pd.read_csv(out / "slopes.csv")
     assert int(slopes.drawn.sum()) == drawn
     assert slopes.slope.notna().all()
+    assert set(slopes.fit) <= {"least_squares", "paper_full_batch", "paper_minibatch"}
+    if hasattr(figures, "minimax"):
+        envelope = pd.read_csv(out / "minimax_slopes.csv").query("split == 'sup'")
+        assert len(envelope) > 0 and envelope.slope.notna().all() and (out / "minimax.png").stat().st_size > 0

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy.linalg import blas
 
-from common.synthetic.fitting import FitConfig, FitResult, fit_least_squares
+from common.synthetic.fitting import BatchGradient, FitConfig, FitResult, fit_gradient_descent, fit_least_squares
 from common.synthetic.models import MixtureOfExperts
 from common.synthetic.truth import initialise_near_truth, make_generator, sample_data
 from common.synthetic.voronoi import VoronoiLoss
@@ -35,6 +35,10 @@ class FitProblem:
     over_specified_atom: int  # true atom that the extra fitted atoms start at
     noise_variance: float
     init_scale: float
+    # (M, P): the atoms the near-truth start is drawn around, with the extra fitted atoms copying
+    # over_specified_atom; None: the truth. A family of truths that the data cannot tell apart must share it
+    # (common.synthetic.minimax), or the start would tell the fit which truth made the data.
+    theta_start: torch.Tensor | None = None
 
     @property
     def fitted(self) -> MixtureOfExperts:
@@ -161,14 +165,67 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
     return normal_equations, loss_fn
 
 
-def fit_sample(
-    model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, theta0: torch.Tensor, free: torch.Tensor, fit: FitConfig
-) -> FitResult:
-    """Least-squares fits of ``model`` to samples x (R, n, d), y (R, n[, q]) from theta0 (R, N, P).
+def mean_squared_error_gradient(model, x: torch.Tensor, y: torch.Tensor, budget: int = 2**23) -> BatchGradient:
+    """The training loss mean_i ||f(x_i) - y_i||^2 / q of each replicate and its gradient, on any rows.
 
+    x (R, n, d); y (R, n) or (R, n, q). Returns ``gradient(theta (k, P), idx (k,), rows)`` -> (loss (k,),
+    gradient (k, P)) on the rows (k, B) of each replicate idx, or on all n rows (in blocks of about ``budget``
+    entries) for rows None: the step of the papers' gradient-descent protocol. Models with analytic
+    ``sensitivities`` give the gradient without a Jacobian; any other model by one reverse pass.
+    """
+    R, n = y.shape[:2]
+    q = y[0, 0].numel()
+    shape = (model.num_atoms, model.params_per_atom)
+    features = model.features(x)
+    entries_per_row = (sum(f[0, 0].numel() for f in features) + 4 * shape[0]) * q
+    analytic = hasattr(model, "sensitivities")
+
+    def gradient(theta: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor | None = None):
+        k = len(idx)
+        if rows is None:
+            step = max(1, budget // (k * entries_per_row))
+            blocks = [(tuple(f[idx, s : s + step] for f in features), y[idx, s : s + step]) for s in range(0, n, step)]
+        else:
+            pick = (idx[:, None], rows)  # (k, B) rows of each replicate
+            blocks = [(tuple(f[pick] for f in features), y[pick])]
+        m = n if rows is None else rows.shape[1]
+        t = theta.view(k, *shape)
+        loss, grad = theta.new_zeros(k), theta.new_zeros(k, *shape)
+        for block_features, target in blocks:
+            if analytic:
+                sens = model.sensitivities(t, block_features)
+                residual = sens.f - target
+                grad += model.vector_jacobian(block_features, sens, residual)
+            else:
+                f, pullback = torch.func.vjp(lambda p, fs=block_features: model.predict(p, fs), t)
+                residual = f - target
+                grad += pullback(residual)[0]
+            loss += residual.pow(2).reshape(k, -1).sum(-1)
+        return loss / (m * q), 2 * grad.reshape(k, -1) / (m * q)
+
+    return gradient
+
+
+def fit_sample(
+    model: MixtureOfExperts,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    theta0: torch.Tensor,
+    free: torch.Tensor,
+    fit: FitConfig,
+    shuffles: Sequence[torch.Generator] | None = None,
+) -> FitResult:
+    """Fits of ``model`` to samples x (R, n, d), y (R, n[, q]) from theta0 (R, N, P), by ``fit.method``.
+
+    ``least_squares``: Levenberg-Marquardt to the estimator; ``paper``: the papers' gradient descent, its
+    mini-batches shuffled by ``shuffles`` (one generator per replicate), with the decrement of where it stops.
     The stopping scale P * loss / (n q) counts every output of every row: the loss is a mean over both.
     """
     n = y.shape[1]
+    if fit.method == "paper":
+        exact, _ = least_squares(model, x, y)
+        gradient = mean_squared_error_gradient(model, x, y)
+        return fit_gradient_descent(gradient, theta0, n, free, fit, shuffles, exact, outputs=y[0, 0].numel())
     normal_equations, loss_fn = least_squares(model, x, y, fit.gram_rows)
     exact = partial(normal_equations, exact=True) if fit.gram_rows is not None and fit.gram_rows < n else None
     return fit_least_squares(normal_equations, loss_fn, theta0, y[0].numel(), free, fit, exact)
@@ -177,20 +234,24 @@ def fit_sample(
 def fit_replicates(
     problem: FitProblem, n: int, seed: int, replicates: Sequence[int], fit: FitConfig
 ) -> tuple[FitResult, torch.Tensor]:
-    """Fit the replicates at sample size n; returns the fit and the initial parameters (R, N, P)."""
+    """Fit the replicates at sample size n; returns the fit and the initial parameters (R, N, P).
+
+    Each replicate's data, start and (paper protocol) mini-batch order come from streams of (seed, n, r).
+    """
     data_streams = [make_generator(seed, "data", n, r) for r in replicates]
     init_streams = [make_generator(seed, "init", n, r) for r in replicates]
+    shuffles = [make_generator(seed, "batches", n, r) for r in replicates]
     x, y = sample_data(problem.truth, problem.theta_true, n, problem.noise_variance, data_streams)
     theta0, free = initialise_near_truth(
         problem.fitted,
-        problem.theta_true,
+        problem.theta_true if problem.theta_start is None else problem.theta_start,
         num_atoms=problem.num_atoms,
         over_specified_atom=problem.over_specified_atom,
         scale=problem.init_scale,
         generators=init_streams,
         fixed_gate_atom=problem.fixed_gate_atom,
     )
-    return fit_sample(problem.fitted, x, y, theta0, free, fit), theta0
+    return fit_sample(problem.fitted, x, y, theta0, free, fit, shuffles), theta0
 
 
 def regression_error(

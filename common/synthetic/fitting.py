@@ -11,11 +11,15 @@ remaining optimisation error is then a sqrt(decrement_tol) fraction of the stati
 direction on average, however badly conditioned the problem is. Each replicate keeps its own damping and
 stopping state; running replicates one at a time gives the same iterates as the batched run (up to
 floating-point reduction order).
+
+The papers' own protocol (QG App. F.1: start near the truth, "gradient descent for 10 epochs, learning rate
+0.1"; SG gives none) is ``fit_gradient_descent``: it stops where its budget ends, not at the estimator, and
+reports the same decrement, so a record says how far such a fit is from the least-squares estimator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,12 +28,35 @@ import torch
 NormalEquations = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 # (theta (k, P), idx (k,)) -> loss (k,)
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (theta (k, P), idx (k,), rows (k, B) or None for all n rows) -> (mean squared error (k,), its gradient (k, P))
+BatchGradient = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
+
+FIT_METHODS = {
+    "least_squares": "Levenberg-Marquardt to the least-squares estimator (the theorems' estimator)",
+    "paper": "the papers' protocol, QG App. F.1: gradient descent for a fixed number of epochs from the start",
+}
+LEAST_SQUARES_FIELDS = (  # the fields a least-squares fit's record holds (its run hash): the paper fields are not
+    "max_iter",
+    "decrement_tol",
+    "initial_damping",
+    "max_damping",
+    "gram_rows",
+    "exact_switch",
+    "decrement_damping",
+    "bound",
+)
 
 
 @dataclass
 class FitConfig:
-    """Stopping rule and damping of the batched Levenberg-Marquardt fit."""
+    """How a sweep point is fitted: the least-squares estimator, or the papers' gradient-descent protocol.
 
+    ``least_squares`` is a batched Levenberg-Marquardt run per replicate with the stopping rule of this module's
+    docstring. ``paper`` is plain gradient descent on the mean squared error (QG App. F.1), with both readings of
+    its "epoch": one full-batch step (``batch_size`` None) or a pass over shuffled mini-batches.
+    """
+
+    method: str = "least_squares"  # a key of FIT_METHODS
     max_iter: int = 100
     decrement_tol: float = 1e-2  # stop when g^T H^-1 g < decrement_tol * P * loss / n
     initial_damping: float = 1e-4  # lambda of (H + lambda diag(H)) delta = -g
@@ -41,6 +68,20 @@ class FitConfig:
     bound: float | None = None  # fitted parameters stay in [-bound, bound]: the compact parameter space of the
     # theorems. Without it an over-specified atom can run off to infinity (a saturated expert, a huge mass) and
     # fit the noise; None: unbounded
+    # --- method "paper" (QG App. F.1) ---
+    epochs: int = 10
+    learning_rate: float = 0.1
+    batch_size: int | None = None  # None: full batch, one step per epoch; else shuffled mini-batches of this size
+
+    def record(self) -> dict:
+        """The fields that determine a fit of this method (part of a sweep point's hashed record).
+
+        A least-squares record is the one written before the paper protocol existed (its run hashes are kept).
+        """
+        if self.method == "least_squares":
+            return {k: getattr(self, k) for k in LEAST_SQUARES_FIELDS if k != "bound" or self.bound is not None}
+        record = {k: getattr(self, k) for k in ("method", "epochs", "learning_rate", "batch_size", "decrement_tol")}
+        return record | ({"bound": self.bound} if self.bound is not None else {})
 
 
 @dataclass
@@ -178,5 +219,72 @@ def fit_least_squares(
         grad_norm=(grad * unconstrained(everyone)).abs().amax(-1),
         decrement=decrement,
         iterations=iterations,
+        converged=converged,
+    )
+
+
+def fit_gradient_descent(
+    gradient: BatchGradient,
+    theta0: torch.Tensor,
+    n: int,
+    free: torch.Tensor | None = None,
+    cfg: FitConfig | None = None,
+    shuffles: Sequence[torch.Generator] | None = None,
+    normal_equations: NormalEquations | None = None,
+    outputs: int = 1,
+) -> FitResult:
+    """The papers' protocol: plain gradient descent on each replicate's mean squared error from theta0 (R, ...).
+
+    QG App. F.1 runs "gradient descent for 10 epochs" at "learning rate 0.1" and does not say what an epoch is.
+    ``cfg.batch_size`` None reads it as one full-batch step: theta <- theta - lr * grad MSE(theta). Otherwise an
+    epoch is a pass over the n rows in a fresh random order, drawn per replicate from ``shuffles[r]``
+    (``torch.randperm(n)``), cut into consecutive mini-batches of ``batch_size`` rows (the last one shorter),
+    with one step on each batch's mean squared error. Fixed entries (``free`` False) never move; with
+    ``cfg.bound`` every step is projected onto the box. ``gradient(theta, idx, rows)`` gives the loss and
+    gradient of replicates idx on their rows (R', B), or on all rows for rows None.
+
+    The final training loss and gradient use all n rows; with ``normal_equations`` (exact, all rows) the result
+    also holds the Gauss-Newton decrement of the final iterate and whether it meets the least-squares stopping
+    rule (scale P * loss / (n * outputs), as for ``fit_least_squares``), so a record says how far the protocol
+    stopped from the estimator. ``iterations`` counts the steps.
+    """
+    cfg = cfg or FitConfig(method="paper")
+    shape, R = theta0.shape, theta0.shape[0]
+    free = (torch.ones_like(theta0, dtype=torch.bool) if free is None else free.expand(shape)).reshape(R, -1)
+    x = theta0.detach().reshape(R, -1).clone()
+    everyone = torch.arange(R)
+    batch = cfg.batch_size
+    if batch is not None and (shuffles is None or len(shuffles) != R):
+        raise ValueError(f"mini-batch gradient descent needs one shuffle generator per replicate ({R})")
+    steps = 0
+    for _ in range(cfg.epochs):
+        if batch is None:
+            orders = [None]
+        else:
+            order = torch.stack([torch.randperm(n, generator=g) for g in shuffles])  # (R, n)
+            orders = order.split(batch, dim=1)
+        for rows in orders:
+            _, grad = gradient(x, everyone, rows)
+            x = x - cfg.learning_rate * grad * free
+            if cfg.bound is not None:
+                x = torch.where(free, x.clamp(-cfg.bound, cfg.bound), x)
+            steps += 1
+    if normal_equations is not None:
+        loss, grad, H = normal_equations(x, everyone)
+        held = free if cfg.bound is None else free & ~((x.abs() >= cfg.bound) & (grad * x.sign() < 0))
+        flat = torch.full((R,), cfg.decrement_damping, dtype=x.dtype)
+        newton, solved = _solve(H, grad, flat, held)
+        decrement = torch.where(solved, -(newton * grad).sum(-1), torch.full_like(flat, float("inf")))
+        converged = solved & (decrement < cfg.decrement_tol * free.sum(-1) / (n * outputs) * loss)
+    else:
+        loss, grad = gradient(x, everyone, None)
+        held, decrement = free, torch.full((R,), float("nan"), dtype=x.dtype)
+        converged = torch.zeros(R, dtype=torch.bool)
+    return FitResult(
+        theta=x.reshape(shape),
+        loss=loss,
+        grad_norm=(grad * held).abs().amax(-1),
+        decrement=decrement,
+        iterations=torch.full((R,), steps, dtype=torch.long),
         converged=converged,
     )

@@ -1,9 +1,10 @@
 """A rate experiment as a sweep of points, shared by every paper's synthetic entry point.
 
 An experiment (one figure panel) is a ``SweepConfig``: a list of curves (gate, expert, regime, loss drawn),
-the fitted atom counts N and the sample sizes n. A sweep point is (curve, N, n): R replicate least-squares
-fits batched into one program, their Voronoi losses and the regression error ||f_G-hat - f_G*|| on a fresh
-test sample. Each point is written to ``results_dir/points/<hash of its record>`` and skipped when done, so
+the fitted atom counts N, the sample sizes n and the fits (``fit``, the least-squares estimator by default,
+and ``other_fits``, e.g. the papers' gradient-descent protocol). A sweep point is (curve, N, n, fit): R
+replicate fits batched into one program, their Voronoi losses and the regression error ||f_G-hat - f_G*|| on
+a fresh test sample. Each point is written to ``results_dir/points/<hash of its record>`` and skipped when done, so
 a killed sweep resumes where it stopped and a point shared by two panels is computed once.
 
 A paper's ``synthetic`` module subclasses ``SweepConfig`` with its defaults and restrictions and exposes
@@ -13,7 +14,7 @@ A paper's ``synthetic`` module subclasses ``SweepConfig`` with its defaults and 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from common.config import ConfigError
 from common.runs import is_done as run_is_done
 from common.runs import read_run, run_dir, write_run
 from common.synthetic.experiment import FitProblem, evaluate, fit_replicates, fit_sample
-from common.synthetic.fitting import FitConfig
+from common.synthetic.fitting import FIT_METHODS, FitConfig
 from common.synthetic.models import EXPERTS, GATES, SCORES, MixtureOfExperts
 from common.synthetic.truth import initialise_near_truth, make_generator, sample_ground_truth, sample_inputs
 from common.synthetic.voronoi import VoronoiLoss, losses_for
@@ -75,7 +76,10 @@ class SweepConfig:
     init_scale: float = 0.1  # initial perturbation: init_scale x RMS of each true block (spec Sec. 2.5)
     test_size: int = 100_000  # fresh inputs for the regression error
     best_approximation_size: int = 200_000  # noiseless inputs of the population fit G-bar (dense sigmoid, N > N*)
-    fit: FitConfig = field(default_factory=FitConfig)
+    fit: FitConfig = field(default_factory=FitConfig)  # the fit of every point: by default the estimator
+    # further fits of every point, drawn beside ``fit``: e.g. the papers' protocol {method: paper} (full batch)
+    # and {method: paper, batch_size: 64} (mini-batches). Labels (fit_label) must differ.
+    other_fits: list[FitConfig] = field(default_factory=list)
     results_dir: str = "results/synthetic"
 
     def validate(self) -> None:
@@ -130,15 +134,15 @@ class SweepConfig:
             raise ConfigError.invalid("temperature", self.temperature, "a positive temperature tau*")
         if self.min_separation is not None and self.min_separation < 0:
             raise ConfigError.invalid("min_separation", self.min_separation, "a non-negative distance")
-        if self.fit.max_iter <= 0 or self.fit.decrement_tol <= 0:
-            raise ConfigError.invalid("fit", asdict(self.fit), "positive max_iter and decrement_tol")
-        if self.fit.bound is not None and self.fit.bound <= 0:
-            raise ConfigError.invalid("fit.bound", self.fit.bound, "a positive bound on |parameter|, or null (none)")
-        if self.fit.gram_rows is not None and self.fit.gram_rows <= 0:
-            raise ConfigError.invalid("fit.gram_rows", self.fit.gram_rows, "a positive number of rows, or null (all)")
-        if self.fit.bound is not None:  # the truth must lie inside the box (checked on the drawn truths)
+        for name, fit in [("fit", self.fit), *((f"other_fits[{i}]", f) for i, f in enumerate(self.other_fits))]:
+            check_fit(name, fit)
+        labels = [fit_label(fit) for fit in fits(self)]
+        if len(set(labels)) != len(labels):
+            raise ConfigError.invalid("other_fits", labels, "fits with different labels (method and batching)")
+        if any(fit.bound is not None for fit in fits(self)):  # the truth must lie inside the box (drawn truths)
             for curve in self.curves:
-                fit_problem(self, curve, self.num_atoms[0])
+                for fit in fits(self):
+                    fit_problem(self, curve, self.num_atoms[0], fit)
 
     # --- the model family; a paper whose models are not MixtureOfExperts overrides these ----------------
     def check_family(self) -> None:
@@ -179,21 +183,61 @@ class SweepConfig:
         """Settings of the family beyond SweepConfig's own that determine the truth or the fit (hashed)."""
         return {}
 
+    def start_centre(self, curve: CurveConfig, model, theta: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        """Where the near-truth start is drawn around, if not the truth: (atoms (M, P), the atom the extra fitted
+        atoms copy). None: the truth, extras at atom 1 (or the first zero-gate atom in the sparse regime)."""
+        return None
+
+
+def check_fit(name: str, fit: FitConfig) -> None:
+    """A fit's settings, with the dotted config name of the fit in the error."""
+    if fit.method not in FIT_METHODS:
+        raise ConfigError.invalid(f"{name}.method", fit.method, f"one of {', '.join(FIT_METHODS)}")
+    if fit.max_iter <= 0 or fit.decrement_tol <= 0:
+        raise ConfigError.invalid(name, asdict(fit), "positive max_iter and decrement_tol")
+    if fit.bound is not None and fit.bound <= 0:
+        raise ConfigError.invalid(f"{name}.bound", fit.bound, "a positive bound on |parameter|, or null (none)")
+    if fit.gram_rows is not None and fit.gram_rows <= 0:
+        raise ConfigError.invalid(f"{name}.gram_rows", fit.gram_rows, "a positive number of rows, or null (all)")
+    if fit.epochs <= 0:
+        raise ConfigError.invalid(f"{name}.epochs", fit.epochs, "a positive number of epochs")
+    if fit.learning_rate <= 0:
+        raise ConfigError.invalid(f"{name}.learning_rate", fit.learning_rate, "a positive learning rate")
+    if fit.batch_size is not None and fit.batch_size <= 0:
+        raise ConfigError.invalid(f"{name}.batch_size", fit.batch_size, "a positive batch size, or null (full batch)")
+
+
+def fits(cfg: SweepConfig) -> list[FitConfig]:
+    """The fits of every point: ``fit`` (index 0), then ``other_fits``."""
+    return [cfg.fit, *cfg.other_fits]
+
+
+def fit_label(fit: FitConfig) -> str:
+    """least_squares, paper_full_batch or paper_minibatch: the ``fit`` column of the slopes tables."""
+    if fit.method == "least_squares":
+        return "least_squares"
+    return "paper_full_batch" if fit.batch_size is None else "paper_minibatch"
+
 
 @dataclass(frozen=True)
 class Point:
-    """One sweep point: a curve fitted with N atoms at sample size n."""
+    """One sweep point: a curve fitted with N atoms at sample size n by one of the config's fits."""
 
     curve: int  # index into cfg.curves
     num_atoms: int
     n: int
+    fit: int = 0  # index into fits(cfg): 0 is cfg.fit
 
 
 def sweep(cfg: SweepConfig) -> list[Point]:
     """The distinct points of a config: curves that differ only in the loss drawn share their fits."""
     points = {}
-    for point in (Point(c, N, n) for c in range(len(cfg.curves)) for N in cfg.num_atoms for n in cfg.sample_sizes):
-        points.setdefault(point_dir(cfg, point), point)
+    for f in range(len(fits(cfg))):
+        for c in range(len(cfg.curves)):
+            for N in cfg.num_atoms:
+                for n in cfg.sample_sizes:
+                    point = Point(c, N, n, f)
+                    points.setdefault(point_dir(cfg, point), point)
     return list(points.values())
 
 
@@ -207,19 +251,24 @@ def zero_gate_atoms(cfg: SweepConfig, curve: CurveConfig) -> tuple[int, ...]:
     return tuple(range(cfg.num_true - count, cfg.num_true))
 
 
-def fit_problem(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> FitProblem:
-    """Ground truth of a curve (drawn once from truth_seed) and its N-atom fit.
+def fit_problem(cfg: SweepConfig, curve: CurveConfig, num_atoms: int, fit: FitConfig | None = None) -> FitProblem:
+    """Ground truth of a curve (drawn once from truth_seed) and its N-atom fit (``fit``: default cfg.fit).
 
     Extra fitted atoms start at atom 1, or in the sparse regime at the first zero-gate atom (spec Sec. 4.6).
     """
     model = cfg.true_model(curve)
     theta = cfg.draw_truth(curve, model)
     largest = float(theta[~model.unused_mask].abs().max())
-    if cfg.fit.bound is not None and largest >= cfg.fit.bound:
+    bound = (fit or cfg.fit).bound
+    if bound is not None and largest >= bound:
         allowed = f"a bound above the largest true parameter, {largest:.3g} (curve {curve.label!r})"
-        raise ConfigError.invalid("fit.bound", cfg.fit.bound, allowed)
+        raise ConfigError.invalid("fit.bound", bound, allowed)
     over = zero_gate_atoms(cfg, curve)[0] if curve.regime == "sparse" else 0
-    return FitProblem(model, theta, num_atoms, over, cfg.noise_variance, cfg.init_scale)
+    start = cfg.start_centre(curve, model, theta)
+    if start is None:
+        return FitProblem(model, theta, num_atoms, over, cfg.noise_variance, cfg.init_scale)
+    centre, over = start
+    return FitProblem(model, theta, num_atoms, over, cfg.noise_variance, cfg.init_scale, theta_start=centre)
 
 
 def needs_best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> bool:
@@ -227,8 +276,9 @@ def needs_best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: in
     return curve.gate == "sigmoid" and curve.regime == "dense" and num_atoms > cfg.num_true
 
 
-def family_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
-    """Everything that determines the truth and the fitted family (part of every hashed record)."""
+def family_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int, fit: FitConfig | None = None) -> dict:
+    """Everything that determines the truth, the fitted family and the fit (default cfg.fit; part of every hashed
+    record)."""
     keys = (
         "num_true",
         "dim",
@@ -253,7 +303,7 @@ def family_record(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> dict:
         **{k: getattr(cfg, k) for k in keys},
         **{k: getattr(cfg, k) for k in optional if getattr(cfg, k) is not None},
         **cfg.model_record(curve),
-        "fit": {k: v for k, v in asdict(cfg.fit).items() if k != "bound" or v is not None},  # old hashes kept
+        "fit": (fit or cfg.fit).record(),
     }
 
 
@@ -261,7 +311,7 @@ def point_record(cfg: SweepConfig, point: Point) -> dict:
     """The resolved configuration of a sweep point; its hash names the point's run directory."""
     curve = cfg.curves[point.curve]
     record = {
-        **family_record(cfg, curve, point.num_atoms),
+        **family_record(cfg, curve, point.num_atoms, fits(cfg)[point.fit]),
         "n": point.n,
         "replicates": cfg.replicates,
         "seed": cfg.seed,
@@ -281,8 +331,12 @@ def is_done(cfg: SweepConfig, point: Point) -> bool:
 
 
 def best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> torch.Tensor:
-    """G-bar (N, P): least squares on ``best_approximation_size`` noiseless inputs (spec Sec. 4.4), cached."""
-    record = {**family_record(cfg, curve, num_atoms), "size": cfg.best_approximation_size}
+    """G-bar (N, P): least squares on ``best_approximation_size`` noiseless inputs (spec Sec. 4.4), cached.
+
+    A population quantity: it is fitted by Levenberg-Marquardt with cfg.fit's settings whatever the points' fits.
+    """
+    fit = replace(cfg.fit, method="least_squares")
+    record = {**family_record(cfg, curve, num_atoms, fit), "size": cfg.best_approximation_size}
     path = run_dir(cfg.results_dir, "best_approximation", record)
     if run_is_done(path):
         return torch.from_numpy(read_run(path)["arrays"]["theta"])
@@ -297,7 +351,7 @@ def best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> 
         scale=cfg.init_scale,
         generators=[make_generator(cfg.truth_seed, "gbar-init")],
     )
-    fit = fit_sample(problem.fitted, x, y, theta0, free, cfg.fit)
+    fit = fit_sample(problem.fitted, x, y, theta0, free, fit)
     theta = fit.theta[0]
     write_run(
         path,
@@ -317,15 +371,15 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
     path = point_dir(cfg, point)
     if run_is_done(path):
         return path
-    curve = cfg.curves[point.curve]
-    problem = fit_problem(cfg, curve, point.num_atoms)
+    curve, fit_cfg = cfg.curves[point.curve], fits(cfg)[point.fit]
+    problem = fit_problem(cfg, curve, point.num_atoms, fit_cfg)
     gbar = (
         best_approximation(cfg, curve, point.num_atoms)
         if needs_best_approximation(cfg, curve, point.num_atoms)
         else None
     )
     start = time.perf_counter()
-    fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), cfg.fit)
+    fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), fit_cfg)
     seconds = time.perf_counter() - start
     test_x = sample_inputs(cfg.test_size, cfg.dim, make_generator(cfg.seed, "test"))
     losses = cfg.curve_losses(curve)
@@ -345,6 +399,7 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
     results = {
         "point": asdict(point),
         "curve": asdict(curve),
+        "fit": fit_label(fit_cfg),
         "mean": summary,
         "fit_seconds": seconds,
         "converged": int(fit.converged.sum()),
@@ -354,7 +409,7 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
     }
     write_run(path, point_record(cfg, point), results, arrays, seed=cfg.seed)
     print(
-        f"[{cfg.figure}] {curve.label} N={point.num_atoms} n={point.n}: {curve.loss}="
+        f"[{cfg.figure}] {curve.label} N={point.num_atoms} n={point.n} {fit_label(fit_cfg)}: {curve.loss}="
         f"{summary[curve.loss]:.4g} regression_error={summary['regression_error']:.3g} "
         f"converged {int(fit.converged.sum())}/{cfg.replicates} ({seconds:.1f}s)",
         flush=True,

@@ -56,7 +56,7 @@ def test_smoke_panels_run_and_draw(tmp_path):
     original = figures.panel_config
     figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
-        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs")))
+        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs"), minimax=False))
     finally:
         figures.panel_config = original
     for panel in figures.PANELS:
@@ -65,7 +65,9 @@ def test_smoke_panels_run_and_draw(tmp_path):
     columns = ["figure", "curve", "slope", "ci_low", "ci_high", "expected_low", "expected_high", "paper_slope"]
     assert set(columns) <= set(slopes.columns)
     drawn = slopes[slopes.drawn]
-    assert list(drawn.loss) == ["softmax_l1", "softmax_l1", "softmax_l3", "softmax_l3"] * 2  # App. F.1, local
+    # App. F.1's panels draw the estimator and both readings of the paper protocol; the local ones only the estimator
+    assert list(drawn.loss) == ["softmax_l1"] * 6 + ["softmax_l3"] * 6 + ["softmax_l1"] * 2 + ["softmax_l3"] * 2
+    assert list(drawn.fit[:3]) == ["least_squares", "paper_full_batch", "paper_minibatch"]
     assert drawn.expected_low.notna().all() and drawn.paper_slope.isna().all()  # QG prints no slopes
     assert set(slopes.loss) >= {"softmax_l2_r1", "softmax_mono_l2_r2", "regression_error"}  # tabulated losses
     assert torch.isfinite(torch.tensor(slopes.slope.to_numpy())).all()

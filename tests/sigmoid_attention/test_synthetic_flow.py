@@ -98,7 +98,7 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
     original = figures.panel_config
     figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
-        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs")))
+        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs"), minimax=False))
     finally:
         figures.panel_config = original
     for panel in figures.PANELS:
@@ -107,7 +107,9 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
     slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
     assert {"figure", "curve", "slope", "ci_low", "ci_high", "paper_slope"} <= set(slopes.columns)
     drawn = slopes[slopes.drawn]
-    assert len(drawn) == 8 and drawn.paper_slope.notna().all()  # two curves per panel, with the paper's slope
+    # two curves per panel, each fitted by the estimator and both readings of the paper protocol, with the paper's slope
+    assert len(drawn) == 8 * 3 and drawn.paper_slope.notna().all()
+    assert sorted(drawn.fit.unique()) == ["least_squares", "paper_full_batch", "paper_minibatch"]
     assert (slopes.ci_low <= slopes.ci_high).all()
 
     # the per-atom split of the drawn losses reads the same points and adds up to the stored loss
@@ -134,7 +136,7 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
 
 def test_figures_report_missing_points(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        figures.main(figures.FiguresConfig(variant="smoke", panels=["fig2b"], results_dir=str(tmp_path)))
+        figures.main(figures.FiguresConfig(variant="smoke", panels=["fig2b"], results_dir=str(tmp_path), minimax=False))
     assert "sweep points are missing" in capsys.readouterr().err
 
 
@@ -158,16 +160,16 @@ def test_killed_sweep_resumes_only_missing_points_with_identical_results(tmp_pat
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     done_before = len(list(killed.glob("points/*/results.json")))
-    assert 2 <= done_before < 6, "kill the sweep half-way"
+    assert 2 <= done_before < 18, "kill the sweep half-way"  # 2 curves x 3 sizes x 3 fits
     resumed = subprocess.run([*args, f"results_dir={killed}"], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert f"{done_before} of 6 points already done" in resumed.stdout
-    assert resumed.stdout.count(" n=") == 6 - done_before  # only the missing points were computed
+    assert f"{done_before} of 18 points already done" in resumed.stdout
+    assert resumed.stdout.count(" n=") == 18 - done_before  # only the missing points were computed
     subprocess.run([*args, f"results_dir={clean}"], cwd=ROOT, capture_output=True, check=True)
 
     def sweep_values(path):
         overrides = [*TINY, "num_atoms=[3]", f"results_dir={path}"]
         cfg = load_config(synthetic.Config, CONFIGS / "fig2b_smoke.yaml", overrides)
-        return [report.collect(cfg, c, 3, "sigmoid_l3").values for c in range(2)]
+        return [report.collect(cfg, c, 3, "sigmoid_l3", f).values for c in range(2) for f in range(3)]
 
     for resumed_values, clean_values in zip(sweep_values(killed), sweep_values(clean), strict=True):
         assert (resumed_values == clean_values).all()
@@ -192,4 +194,4 @@ def test_launcher_dry_run_lists_pending_points(tmp_path):
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
-    assert "16" in result.stdout and not any(tmp_path.glob("points/*"))
+    assert "48" in result.stdout and not any(tmp_path.glob("points/*"))  # 16 points x 3 fits

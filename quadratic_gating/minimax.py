@@ -1,0 +1,33 @@
+"""QG Thm C.1 on its own terms: the minimax envelope over the family of truths of its construction (softmax gate).
+
+    python -m quadratic_gating.minimax --config quadratic_gating/configs/minimax.yaml [key=value ...]
+
+One true atom (here the zero reference) is split into two atoms on its gate with half its mass each and expert
+biases beta* +- eps, the construction of QG App. D.3's proof; every truth of the family is fitted by least squares
+with N = N* + 1 atoms from the family's common centre. Linear experts (Thm C.1: slower than any polynomial rate)
+beside ReLU experts (Thm 3.3: parametric). ``python -m quadratic_gating.figures`` draws the envelope sup_eps mean loss
+against n and tabulates its slope. The machinery is ``common.synthetic.minimax``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ConfigError, cli_config
+from common.synthetic.minimax import MinimaxConfig, envelope_rate, is_done, main, point_dir, run_point, sweep  # noqa: F401
+from common.synthetic.sweep import Point  # noqa: F401  (the experiment contract of slurm.submit)
+
+
+@dataclass
+class Config(MinimaxConfig):
+    results_dir: str = "results/quadratic_gating"
+
+    def validate(self) -> None:
+        for i, curve in enumerate(self.curves):
+            if curve.gate != "softmax":
+                raise ConfigError.invalid(f"curves[{i}].gate", curve.gate, "softmax (QG Thm C.1)")
+        super().validate()
+
+
+if __name__ == "__main__":
+    main(cli_config(Config, description=__doc__))

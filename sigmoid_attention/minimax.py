@@ -1,0 +1,33 @@
+"""SG Thm 2 on its own terms: the minimax envelope over the proof's family of truths (sigmoid gate, sparse atom).
+
+    python -m sigmoid_attention.minimax --config sigmoid_attention/configs/minimax.yaml [key=value ...]
+
+One true atom with a constant gate sigma(0) is split into two atoms on that gate with half its mass each and
+expert biases beta* +- eps (SG App. B.3); every truth of the family is fitted by least squares with N = N* + 1
+atoms from the family's common centre. Linear experts (Thm 2: slower than any polynomial rate) beside ReLU
+experts (Thm 1: parametric). ``python -m sigmoid_attention.figures`` draws the envelope sup_eps mean loss
+against n and tabulates its slope. The machinery is ``common.synthetic.minimax``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ConfigError, cli_config
+from common.synthetic.minimax import MinimaxConfig, envelope_rate, is_done, main, point_dir, run_point, sweep  # noqa: F401
+from common.synthetic.sweep import Point  # noqa: F401  (the experiment contract of slurm.submit)
+
+
+@dataclass
+class Config(MinimaxConfig):
+    results_dir: str = "results/sigmoid_attention"
+
+    def validate(self) -> None:
+        for i, curve in enumerate(self.curves):
+            if curve.gate != "sigmoid":
+                raise ConfigError.invalid(f"curves[{i}].gate", curve.gate, "sigmoid (SG Thm 2)")
+        super().validate()
+
+
+if __name__ == "__main__":
+    main(cli_config(Config, description=__doc__))
