@@ -184,7 +184,11 @@ def mean_squared_error_gradient(model, x: torch.Tensor, y: torch.Tensor, budget:
         k = len(idx)
         if rows is None:
             step = max(1, budget // (k * entries_per_row))
-            blocks = [(tuple(f[idx, s : s + step] for f in features), y[idx, s : s + step]) for s in range(0, n, step)]
+            every = k == R and bool((idx == torch.arange(R)).all())
+            which = slice(None) if every else idx  # all replicates: views, not copies of the features
+            blocks = [
+                (tuple(f[which, s : s + step] for f in features), y[which, s : s + step]) for s in range(0, n, step)
+            ]
         else:
             pick = (idx[:, None], rows)  # (k, B) rows of each replicate
             blocks = [(tuple(f[pick] for f in features), y[pick])]
