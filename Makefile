@@ -28,21 +28,25 @@ test: $(VENV_STAMP)
 
 # Every paper's synthetic figures and slopes tables, redrawn from saved results (nothing is fitted): by default
 # the run records committed under records/<paper> (the measurements the READMEs quote); RECORDS=results for
-# your own runs. Figures and tables go to results/<paper>/figures/paper. Then RepLoRA's and HyRA's fine-tuning
-# tables (your runs under results/, the CPU-scale text classification from RECORDS) in results/<paper>/tables.
+# your own runs. Figures and tables go to results/<paper>/figures/paper (sigmoid attention and quadratic gating:
+# the estimator beside the papers' protocol, the minimax envelope; sigmoid attention: the protocol's sensitivity
+# table). Then RepLoRA's and HyRA's fine-tuning tables (your runs under results/, the CPU-scale text
+# classification from RECORDS) in results/<paper>/tables.
 SYNTHETIC_PAPERS = sigmoid_attention quadratic_gating softmax_moe_rates replora hyra
 RECORDS ?= records
 figures: $(VENV_STAMP)
 	status=0; for p in $(SYNTHETIC_PAPERS); do \
 		$(PY) -m $$p.figures variant=paper results_dir=$(RECORDS)/$$p out_dir=results/$$p/figures/paper || status=1; \
 	done; \
+	$(PY) -m sigmoid_attention.sensitivity --config sigmoid_attention/configs/sensitivity.yaml run=false \
+		results_dir=$(RECORDS)/sigmoid_attention out_dir=results/sigmoid_attention/figures/paper || status=1; \
 	for p in replora hyra; do \
 		$(PY) -m $$p.tables results_dir=results text_results_dir=$(RECORDS)/replora out_dir=results/$$p/tables || status=1; \
 	done; exit $$status
 
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks.sigmoid_attention_grid
-	$(PY) -m benchmarks.synthetic_grids
+	$(PY) -m benchmarks.synthetic_grids results_root=$(RECORDS)
 	$(PY) -m benchmarks.moe_attention
 
 lint: $(VENV_STAMP)

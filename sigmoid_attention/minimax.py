@@ -12,21 +12,17 @@ against n and tabulates its slope. The machinery is ``common.synthetic.minimax``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from common.config import ConfigError, cli_config
+from common.config import cli_config
 from common.synthetic.minimax import MinimaxConfig, envelope_rate, is_done, main, point_dir, run_point, sweep  # noqa: F401
 from common.synthetic.sweep import Point  # noqa: F401  (the experiment contract of slurm.submit)
 
 
 @dataclass
 class Config(MinimaxConfig):
+    THEOREM: ClassVar[tuple[str, str]] = ("sigmoid", "SG Thm 2")
     results_dir: str = "results/sigmoid_attention"
-
-    def validate(self) -> None:
-        for i, curve in enumerate(self.curves):
-            if curve.gate != "sigmoid":
-                raise ConfigError.invalid(f"curves[{i}].gate", curve.gate, "sigmoid (SG Thm 2)")
-        super().validate()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ and the data see it. The envelope sup_eps mean L(G-hat_n, G*_eps) over n is the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -58,10 +59,18 @@ def split_truth(model: MixtureOfExperts, theta: torch.Tensor, atom: int, split: 
 
 @dataclass
 class MinimaxConfig(SweepConfig):
+    """A family of truths G*_eps; a paper's subclass names the gate of its theorem in ``THEOREM``."""
+
+    THEOREM: ClassVar[tuple[str, str] | None] = None  # (gate, theorem), e.g. ("sigmoid", "SG Thm 2")
     figure: str = "minimax"
     splits: list[float] = field(default_factory=lambda: [0.0, 0.03, 0.1, 0.3, 1.0])  # eps of the family
 
     def validate(self) -> None:
+        if self.THEOREM is not None:
+            gate, theorem = self.THEOREM
+            for i, curve in enumerate(self.curves):
+                if curve.gate != gate:
+                    raise ConfigError.invalid(f"curves[{i}].gate", curve.gate, f"{gate} ({theorem})")
         if not self.splits or any(eps < 0 for eps in self.splits) or len(set(self.splits)) != len(self.splits):
             raise ConfigError.invalid("splits", self.splits, "distinct non-negative splits eps")
         if self.num_atoms != [self.num_true + 1]:

@@ -9,13 +9,14 @@ stopped from the least-squares estimator (``optimisation_error_last_n``, in unit
 A slope that follows the start or the budget measures the optimiser, not the estimator.
 
 Each setting's points are ordinary sweep points (stored by the hash of their record, skipped when done); with
-``run=false`` the table is rebuilt from stored points only, and settings with missing points are listed with
-their count of missing points instead of a slope. Writes ``<out_dir>/sensitivity.{csv,md}`` (one row per
-curve, reading and setting) and ``sensitivity_wide.md`` (the slopes, one row per curve and reading).
+``run=false`` the table is rebuilt from stored points only: settings with missing points are written with their
+count of missing points instead of a slope, and the command exits 1. Writes ``<out_dir>/sensitivity.{csv,md}``
+(one row per curve, reading and setting) and ``sensitivity_wide.md`` (the slopes, one row per curve and reading).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -149,5 +150,6 @@ def write_sensitivity(panels: Sequence[SweepConfig], sens: SensitivityConfig) ->
         print(f"wrote {path}")
     missing = int(frame["missing_points"].sum())
     if missing:
-        print(f"{missing} points of the sensitivity settings are missing (rows without a slope)")
+        print(f"{missing} points of the sensitivity settings are missing (rows without a slope)", file=sys.stderr)
+        sys.exit(1)
     return frame

@@ -387,7 +387,8 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
     arrays = {
         **metrics,
         "theta": fit.theta.numpy(),
-        "theta_init": theta0.numpy(),
+        # the start depends on (seed, n, replicate) only: stored once, with the least-squares fit of the point
+        **({"theta_init": theta0.numpy()} if fit_cfg.method == "least_squares" else {}),
         "train_loss": fit.loss.numpy(),
         "grad_norm": fit.grad_norm.numpy(),
         "decrement": fit.decrement.numpy(),
