@@ -38,7 +38,7 @@ figures: $(VENV_STAMP)
 	status=0; for p in $(SYNTHETIC_PAPERS); do \
 		$(PY) -m $$p.figures variant=paper results_dir=$(RECORDS)/$$p out_dir=results/$$p/figures/paper || status=1; \
 	done; \
-	$(PY) -m sigmoid_attention.sensitivity --config sigmoid_attention/configs/sensitivity.yaml run=false \
+	$(PY) -m sigmoid_attention.sensitivity run=false \
 		results_dir=$(RECORDS)/sigmoid_attention out_dir=results/sigmoid_attention/figures/paper || status=1; \
 	for p in replora hyra; do \
 		$(PY) -m $$p.tables results_dir=results text_results_dir=$(RECORDS)/replora out_dir=results/$$p/tables || status=1; \

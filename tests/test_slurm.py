@@ -221,10 +221,12 @@ def test_paper_dry_run_lists_every_experiment_with_its_resources(tmp_path, capsy
     out = capsys.readouterr().out
     for name in ("fig1a", "fig1b", "fig2a", "fig2b"):
         assert f"experiment: sigmoid_attention.{name} " in out and f"configs/{name}_smoke.yaml" in out
-    # Figure 2b draws fits of Figures 1a and 1b (8 points each): their jobs compute them, fig2b submits none.
-    assert "16 in the sweep, 0 finished, 16 pending, 16 of them computed by an experiment above" in out
+    # Figure 2b draws fits of Figures 1a and 1b (8 points per fit, 3 fits): their jobs compute them, fig2b submits none.
+    assert "48 in the sweep, 0 finished, 48 pending, 48 of them computed by an experiment above" in out
     assert "--job-name=sigmoid_attention.fig1b" in out and "--job-name=sigmoid_attention.fig2b" not in out
-    assert out.count("#SBATCH --cpus-per-task=2") == 3 and out.count("#SBATCH --time=120") == 3
+    # fig1a, fig1b, fig2a (120 min), the minimax family (60 min) and the demo (30 min), 2 CPUs each
+    assert out.count("#SBATCH --cpus-per-task=2") == 5 and out.count("#SBATCH --time=120") == 3
+    assert "--job-name=sigmoid_attention.minimax" in out and "--job-name=sigmoid_attention.demo" in out
     assert "#SBATCH --partition=local" in out and "--gpus-per-node" not in out
     assert not (tmp_path / "slurm_logs").exists()
 
