@@ -1,12 +1,15 @@
 """Figure 1 of the quadratic-gating paper (polynomial and monomial gate panels) and its slopes table.
 
-    python -m quadratic_gating.figures [variant=paper|smoke] [panels=[...]] [results_dir=...] [out_dir=...]
+    python -m quadratic_gating.figures [variant=paper|smoke] [panels=[...]] [minimax=true|false] [results_dir=...]
+        [out_dir=...]
 
 Reads the points written by ``python -m quadratic_gating.synthetic`` (it never fits), draws each panel (mean
-Voronoi loss vs n, log-log, +-2 SD error bars and fitted dash-dotted lines as QG App. F.1) as pdf + png, and
-writes ``slopes.csv`` / ``slopes.md`` with each curve's slope, bootstrap 95% CI and the band the theory
-predicts (``expected_low`` / ``expected_high``; the paper prints no slopes). Missing points are listed and the
-command fails.
+Voronoi loss vs n, log-log, +-2 SD error bars and fitted dash-dotted lines as QG App. F.1) as pdf + png (App.
+F.1's panels: the least-squares estimator, filled, beside the paper's gradient-descent protocol, open), and
+writes ``slopes.csv`` / ``slopes.md`` with each curve's and fit's slope, bootstrap 95% CI and the band the
+theory predicts (``expected_low`` / ``expected_high``; the paper prints no slopes). With ``minimax=true``
+(default) also the minimax envelope of Thm C.1 (``minimax.{pdf,png}``, ``minimax_slopes.{csv,md}``, from
+``python -m quadratic_gating.minimax``). Missing points are listed and the command fails.
 """
 
 from __future__ import annotations
