@@ -7,9 +7,10 @@ Reads the points written by ``python -m sigmoid_attention.synthetic`` (it never 
 panel (mean Voronoi loss vs n on log-log axes, +-3 SD error bars, fitted dash-dotted lines; SG Sec. 5) as
 pdf + png (filled markers: the least-squares estimator; open: the papers' gradient-descent protocol, full-batch
 and mini-batch epochs), and writes ``slopes.csv`` / ``slopes.md``: one row per curve, fitted-atom setting, fit
-(``least_squares``, ``paper_full_batch``, ``paper_minibatch``) and loss, with the bootstrap 95% CI, the paper's printed slope, the slope of the median (robust to single diverging
-fits), the slope over n >= 1e4 only (``slope_upper``), the fraction of fits that met the stopping rule, and
-how far the fits at the largest n are from the estimator (``optimisation_error_last_n``, in units of its
+(``least_squares``, ``paper_full_batch``, ``paper_minibatch``) and loss, with the bootstrap 95% CI, the paper's
+printed slope, the slope of the median (robust to single diverging fits), the slope over n >= 1e4 only
+(``slope_upper``), the fraction of fits that met the stopping rule, and how far the fits at the largest n are
+from the estimator (``optimisation_error_last_n``, in units of its
 statistical error). With ``minimax=true`` (default) also the minimax envelope of SG Thm 2
 (``minimax.{pdf,png}``, ``minimax_slopes.{csv,md}``, from ``python -m sigmoid_attention.minimax``);
 ``panels=[demo]`` draws the panel of ``make demo``. Missing points are listed and the command fails.
