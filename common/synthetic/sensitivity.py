@@ -11,7 +11,8 @@ A slope that follows the start or the budget measures the optimiser, not the est
 Each setting's points are ordinary sweep points (stored by the hash of their record, skipped when done); with
 ``run=false`` the table is rebuilt from stored points only: settings with missing points are written with their
 count of missing points instead of a slope, and the command exits 1. Writes ``<out_dir>/sensitivity.{csv,md}``
-(one row per curve, reading and setting) and ``sensitivity_wide.md`` (the slopes, one row per curve and reading).
+(one row per curve, reading and setting) and ``sensitivity_wide.{csv,md}`` (the slopes, one row per curve and
+reading).
 """
 
 from __future__ import annotations
