@@ -106,6 +106,21 @@ def _solve(H, g, damping, free):
     return step, info == 0
 
 
+def _movable(x: torch.Tensor, grad: torch.Tensor, free: torch.Tensor, bound: float | None) -> torch.Tensor:
+    """The free entries (k, P) that may move: at the bound, those whose descent direction points outside are held
+    (the active set of the box; the decrement is then the projected one, zero at a constrained optimum)."""
+    if bound is None:
+        return free
+    return free & ~((x.abs() >= bound) & (grad * x.sign() < 0))
+
+
+def _newton_decrement(H, g, movable, damping: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gauss-Newton decrement g^T H^-1 g (k,) over the movable entries, with ``damping`` x diag(H) added for the
+    exact flat directions, and whether its system was solved (where not, the decrement is inf)."""
+    newton, solved = _solve(H, g, torch.full((len(g),), damping, dtype=g.dtype), movable)
+    return torch.where(solved, -(newton * g).sum(-1), torch.full_like(g[:, 0], float("inf"))), solved
+
+
 def fit_least_squares(
     normal_equations: NormalEquations,
     loss_fn: Loss,
@@ -145,16 +160,10 @@ def fit_least_squares(
         return out
 
     def unconstrained(idx: torch.Tensor) -> torch.Tensor:
-        """The free entries that may move: at the bound, those whose descent direction points outside are held
-        (the active set of the box; the decrement is then the projected one, zero at a constrained optimum)."""
-        if cfg.bound is None:
-            return free[idx]
-        held = (x[idx].abs() >= cfg.bound) & (grad[idx] * x[idx].sign() < 0)
-        return free[idx] & ~held
+        return _movable(x[idx], grad[idx], free[idx], cfg.bound)
 
     loss, grad, H = system(everyone)
     damping = torch.full((R,), cfg.initial_damping, dtype=x.dtype)
-    flat = torch.full((R,), cfg.decrement_damping, dtype=x.dtype)
     iterations = torch.zeros(R, dtype=torch.long)
     decrement = torch.full((R,), float("inf"), dtype=x.dtype)
     active = torch.ones(R, dtype=torch.bool)
@@ -180,10 +189,10 @@ def fit_least_squares(
             idx, step, ok, damped, tol = idx[~switch], step[~switch], ok[~switch], damped[~switch], tol[~switch]
         check = ok & exact[idx] & (damped < tol)  # converged is only ever judged with the exact matrix
         if check.any():
-            newton, solved = _solve(
-                H[idx[check]], grad[idx[check]], flat[: int(check.sum())], unconstrained(idx[check])
+            value, solved = _newton_decrement(
+                H[idx[check]], grad[idx[check]], unconstrained(idx[check]), cfg.decrement_damping
             )
-            decrement[idx[check]] = torch.where(solved, -(newton * grad[idx[check]]).sum(-1), decrement[idx[check]])
+            decrement[idx[check]] = torch.where(solved, value, decrement[idx[check]])
             done = torch.zeros_like(check)
             done[check] = solved & (decrement[idx[check]] < tol[check])
             active[idx[done]] = False
@@ -210,8 +219,8 @@ def fit_least_squares(
         loss[idx], grad[idx], H[idx] = system(idx)
     if not converged.all():
         idx = (~converged).nonzero().squeeze(-1)
-        newton, solved = _solve(H[idx], grad[idx], flat[: len(idx)], unconstrained(idx))
-        decrement[idx] = torch.where(solved, -(newton * grad[idx]).sum(-1), decrement[idx])
+        value, solved = _newton_decrement(H[idx], grad[idx], unconstrained(idx), cfg.decrement_damping)
+        decrement[idx] = torch.where(solved, value, decrement[idx])
         converged[idx] = solved & (decrement[idx] < cfg.decrement_tol * scale[idx] * loss[idx])
     return FitResult(
         theta=x.reshape(shape),
@@ -271,10 +280,8 @@ def fit_gradient_descent(
             steps += 1
     if normal_equations is not None:
         loss, grad, H = normal_equations(x, everyone)
-        held = free if cfg.bound is None else free & ~((x.abs() >= cfg.bound) & (grad * x.sign() < 0))
-        flat = torch.full((R,), cfg.decrement_damping, dtype=x.dtype)
-        newton, solved = _solve(H, grad, flat, held)
-        decrement = torch.where(solved, -(newton * grad).sum(-1), torch.full_like(flat, float("inf")))
+        held = _movable(x, grad, free, cfg.bound)
+        decrement, solved = _newton_decrement(H, grad, held, cfg.decrement_damping)
         converged = solved & (decrement < cfg.decrement_tol * free.sum(-1) / (n * outputs) * loss)
     else:
         loss, grad = gradient(x, everyone, None)

@@ -78,7 +78,7 @@ def setting_config(cfg: SweepConfig, c: int, num_atoms: int, reading: str, setti
     fit = paper[0]
     if name in ("epochs", "learning_rate"):
         fit = replace(fit, **{name: type(getattr(fit, name))(value)})
-    changed = replace(
+    return replace(
         cfg,
         curves=[cfg.curves[c]],
         num_atoms=[num_atoms],
@@ -88,7 +88,6 @@ def setting_config(cfg: SweepConfig, c: int, num_atoms: int, reading: str, setti
         sample_sizes=list(sens.sample_sizes or cfg.sample_sizes),
         replicates=sens.replicates or cfg.replicates,
     )
-    return changed
 
 
 def sensitivity_rows(panels: Sequence[SweepConfig], sens: SensitivityConfig) -> list[dict]:
@@ -110,7 +109,7 @@ def sensitivity_rows(panels: Sequence[SweepConfig], sens: SensitivityConfig) -> 
                     "loss": curve.loss,
                     "fit": reading,
                     "varied": setting[0],
-                    "value": RECIPE.get(setting[0], np.nan) if setting[0] == "recipe" else setting[1],
+                    "value": np.nan if setting[0] == "recipe" else setting[1],
                     "paper_slope": np.nan if curve.paper_slope is None else curve.paper_slope,
                     "missing_points": missing,
                 }

@@ -139,10 +139,11 @@ class SweepConfig:
         labels = [fit_label(fit) for fit in fits(self)]
         if len(set(labels)) != len(labels):
             raise ConfigError.invalid("other_fits", labels, "fits with different labels (method and batching)")
-        if any(fit.bound is not None for fit in fits(self)):  # the truth must lie inside the box (drawn truths)
+        bounded = [fit for fit in fits(self) if fit.bound is not None]
+        if bounded:  # the truth must lie inside the tightest box (checked on the drawn truths)
+            tightest = min(bounded, key=lambda fit: fit.bound)
             for curve in self.curves:
-                for fit in fits(self):
-                    fit_problem(self, curve, self.num_atoms[0], fit)
+                fit_problem(self, curve, self.num_atoms[0], tightest)
 
     # --- the model family; a paper whose models are not MixtureOfExperts overrides these ----------------
     def check_family(self) -> None:
