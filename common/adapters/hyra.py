@@ -9,12 +9,21 @@ W_{t,A} (r, in); B_i in R^{d_e} one learnable embedding per head; W_{B,1} (d_hid
 targets; W_{t,B,2} (head_dim * r, d_hid), whose output, read as a (head_dim, r) matrix, is head i's block of
 rows of B_t (out = H * head_dim rows, heads contiguous as every backbone splits them). The head embeddings
 are one set shared by every layer (``share_embeddings``, the default; the conclusion's "parameter sharing
-across layers"), everything else is per layer. No biases. LN is
-the parameter-free normalisation (x - mean) / std. Initialisation as the paper: Kaiming-uniform for W_{Q,A},
-W_{Q,B,2}, W_{B,1}; zeros for W_{V,A}, W_{V,B,2} (and for a key target, treated like V), so Delta W_V = 0 at
-the start while Delta W_Q is not. a starts at ones (A = I) and the embeddings at N(0, 1): the paper does not
-say. Activations: Sec. 4 names sigmoid for both; App. C.1 names leaky-ReLU for the B hypernetwork. Defaults
-follow the appendix for s2 (leaky_relu) and Sec. 4 for s1 (sigmoid), on which the appendix is silent.
+across layers"), everything else is per layer. No biases. LN is the parameter-free normalisation
+(x - mean) / std. a starts at ones (A = I) and the embeddings at N(0, 1): the paper does not say.
+
+Initialisation (``init``):
+- ``zero_start`` (default): Kaiming-uniform W_{t,A} and W_{B,1}, zero W_{t,B,2} for every target, so
+  Delta W = 0 and the adapted model starts exactly at the base model, as LoRA does.
+- ``paper_text``: the literal App. C.1 text: Kaiming-uniform W_{Q,A}, W_{Q,B,2}, W_{B,1}; zeros for W_{V,A},
+  W_{V,B,2} (and a key target, treated like V). Delta W_V = 0 but Delta W_Q is not: on MiniLM it is larger
+  than W_Q itself (``python -m common.adapters.start``). With a zero-centred s1 (s1(0) = 0) the zero V path
+  would never receive a gradient (A_V = s1(0) = 0 and B_V = 0 block each other), so that pairing is refused.
+
+Activations: Sec. 4 names sigmoid for both; App. C.1 names leaky-ReLU for the B hypernetwork. s2 follows the
+appendix (leaky_relu). s1 defaults to the smooth, zero-centred ``DEFAULT_A_ACTIVATION`` (chosen by validation
+accuracy, README); Sec. 4's sigmoid, which makes A = s1(W A) start as a rank-one 0.5-offset matrix plus a small
+part, is the option ``a_activation="sigmoid"``.
 """
 
 from __future__ import annotations
@@ -28,6 +37,14 @@ from common.adapters.targets import Target
 from common.config import ConfigError
 from common.layers.activations import ACTIVATIONS
 
+INITS = ("zero_start", "paper_text")
+DEFAULT_A_ACTIVATION = "tanh"
+
+
+def vanishes_at_zero(activation: str) -> bool:
+    """Whether s(0) = 0 (tanh, ReLU, GELU, ...), unlike sigmoid."""
+    return ACTIVATIONS[activation]()(torch.zeros(1, device="cpu")).item() == 0.0
+
 
 class HyRAFactors(FactorGenerator):
     def __init__(
@@ -37,8 +54,9 @@ class HyRAFactors(FactorGenerator):
         head_dim: int,
         embedding_dim: int = 64,
         hidden_dim: int = 16,
-        a_activation: str = "sigmoid",
+        a_activation: str = DEFAULT_A_ACTIVATION,
         b_activation: str = "leaky_relu",
+        init: str = "zero_start",
         embeddings: nn.Parameter | None = None,
     ):
         super().__init__(targets, rank)
@@ -48,6 +66,15 @@ class HyRAFactors(FactorGenerator):
         for field, value in (("a_activation", a_activation), ("b_activation", b_activation)):
             if value not in ACTIVATIONS:
                 raise ConfigError.invalid(field, value, f"one of {', '.join(ACTIVATIONS)}")
+        if init not in INITS:
+            raise ConfigError.invalid("init", init, f"one of {', '.join(INITS)}")
+        if init == "paper_text" and vanishes_at_zero(a_activation):
+            raise ConfigError.invalid(
+                "init",
+                f"{init} with a_activation={a_activation}",
+                "zero_start, or paper_text with an a_activation that is not 0 at 0 (sigmoid): with s1(0) = 0 the "
+                "zero V path of paper_text never gets a gradient",
+            )
         fan_in = {t.in_features for t in targets}
         heads = {t.name: t.out_features // head_dim for t in targets}
         if len(fan_in) != 1 or len(set(heads.values())) != 1 or any(t.out_features % head_dim for t in targets):
@@ -58,7 +85,6 @@ class HyRAFactors(FactorGenerator):
                 f"(HyRA shares its hypernetworks across them); got heads {heads}, input widths {sorted(fan_in)}",
             )
         self.num_heads, self.head_dim = next(iter(heads.values())), head_dim
-        zero = [t.name for t in targets if t.name != "q"]  # the paper zero-initialises the V path
         self.a_diagonal = nn.Parameter(torch.ones(fan_in.pop()))  # A = diag(a)
         self.a_weight = nn.ParameterDict({t.name: kaiming_uniform(rank, t.in_features) for t in targets})
         if embeddings is None:
@@ -69,9 +95,13 @@ class HyRAFactors(FactorGenerator):
         self.b_hidden = kaiming_uniform(hidden_dim, embedding_dim)  # W_{B,1}
         self.b_weight = nn.ParameterDict({t.name: kaiming_uniform(head_dim * rank, hidden_dim) for t in targets})
         with torch.no_grad():
-            for name in zero:
-                self.a_weight[name].zero_()
-                self.b_weight[name].zero_()
+            if init == "zero_start":  # B_t = 0 for every target: Delta W = 0
+                for weight in self.b_weight.values():
+                    weight.zero_()
+            else:  # paper_text: the V (and K) path zero, the Q path Kaiming
+                for name in (t.name for t in targets if t.name != "q"):
+                    self.a_weight[name].zero_()
+                    self.b_weight[name].zero_()
         self.a_activation = ACTIVATIONS[a_activation]()
         self.b_activation = ACTIVATIONS[b_activation]()
 

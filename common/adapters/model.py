@@ -23,7 +23,7 @@ from common.adapters.hyra import HyRAFactors
 from common.adapters.layers import AdaptedProjection, FactorGenerator
 from common.adapters.lora import LoRAFactors
 from common.adapters.replora import RepLoRAFactors
-from common.adapters.targets import Site, find_sites
+from common.adapters.targets import Site, Target, find_sites
 from common.config import ConfigError
 from common.runs import atomic_save_safetensors, atomic_write_text
 
@@ -154,6 +154,40 @@ def _generator(cfg: AdapterConfig, site: Site, shared: dict) -> FactorGenerator:
         return METHODS[cfg.method](site.targets, cfg.rank, site, shared, **cfg.method_kwargs)
     except TypeError as error:  # an unknown keyword of the method
         raise ConfigError.invalid("method_kwargs", cfg.method_kwargs, f"options of {cfg.method!r}: {error}") from None
+
+
+def check_method_options(method: str, options: dict[str, Any], field_name: str = "method_kwargs") -> None:
+    """Raise the error ``apply_adapters`` would raise for ``method``'s keyword options (an unknown name, an unknown
+    activation or init, a bad size), without a model: the generator is built for a small stand-in site on the meta
+    device. Config validation calls this so that a sweep fails before its first point trains."""
+    if method in PEFT_METHODS or method not in METHODS:
+        return
+    targets = [Target(name, name, slice(0, 16), 16) for name in ("q", "v")]
+    with torch.device("meta"):
+        try:
+            METHODS[method](targets, 2, Site("", "attention", targets, 8), {}, **options)
+        except TypeError as error:
+            raise ConfigError.invalid(field_name, options, f"options of {method!r}: {error}") from None
+
+
+def adapter_parameter_count(
+    model: nn.Module, method: str, targets: tuple[str, ...] | list[str] = ("q", "v"), rank: int = 8, **method_kwargs
+) -> int:
+    """The trainable parameters ``apply_adapters(model, method, targets, rank, **method_kwargs)`` would add, counted
+    on the meta device: nothing is allocated and ``model`` is not touched."""
+    cfg = AdapterConfig(method, list(targets), rank, method_kwargs=dict(method_kwargs))
+    cfg.validate()
+    shared = {}
+    with torch.device("meta"):
+        generators = nn.ModuleList(_generator(cfg, site, shared) for site in find_sites(model, cfg.targets))
+    return sum(p.numel() for p in generators.parameters())  # a parameter shared by several sites counts once
+
+
+def lora_rank_for(model: nn.Module, targets: tuple[str, ...] | list[str], params: int) -> int:
+    """The smallest LoRA rank whose factors on ``targets`` have at least ``params`` parameters (rank r costs
+    r (in + out) per adapted weight)."""
+    per_rank = sum(t.in_features + t.out_features for site in find_sites(model, list(targets)) for t in site.targets)
+    return max(1, -(-params // per_rank))
 
 
 def merge_adapters(model: nn.Module, unload: bool = False) -> nn.Module:

@@ -14,7 +14,9 @@ projection on the shared input, A_t = W_{A,t} A (W_{A,t} (r, in)), B_t = B W_{B,
 This reading follows Sec. 4.2's phi_1(A) = W_1 A with a square diagonal A; it does not reproduce the printed
 parameter counts, which no reading reproduces (README.md of this package). Initialisation (not given in the
 paper): a = b = 1, Kaiming-uniform weights, zero output weights of the B side, so Delta W = 0 at the start as
-in LoRA. s = ReLU unless ``activation`` says otherwise. No biases.
+in LoRA. No biases. The paper does not name s; its theory (assumptions A.1-A.2: algebraic independence, a
+second-order Lipschitz activation) excludes ReLU. The default is the smooth, zero-centred
+``DEFAULT_ACTIVATION`` (chosen by validation accuracy, README); ReLU is the option ``activation="relu"``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,17 @@ from common.adapters.targets import Target
 from common.config import ConfigError
 from common.layers.activations import ACTIVATIONS
 
+DEFAULT_ACTIVATION = "tanh"
+
 
 class RepLoRAFactors(FactorGenerator):
     def __init__(
-        self, targets: list[Target], rank: int, linear: bool = False, hidden_dim: int = 64, activation: str = "relu"
+        self,
+        targets: list[Target],
+        rank: int,
+        linear: bool = False,
+        hidden_dim: int = 64,
+        activation: str = DEFAULT_ACTIVATION,
     ):
         super().__init__(targets, rank)
         if hidden_dim <= 0:

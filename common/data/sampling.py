@@ -23,3 +23,20 @@ def per_class_subset(labels: Sequence, fraction: float, seed: int) -> np.ndarray
         count = max(1, round(fraction * len(members)))
         keep[generator.choice(members, size=count, replace=False)] = True
     return keep
+
+
+def validation_mask(labels: Sequence, per_class: int, seed: int = 0) -> np.ndarray:
+    """A boolean mask of `per_class` random items of every class of `labels`: a validation split carved from the
+    training rows (the rest trains). It depends only on the labels and `seed`, not on a run's seed, so every run of
+    a sweep is selected on the same rows; a class needs more than `per_class` items."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    if per_class < 0 or (per_class and counts.min() <= per_class):
+        raise ConfigError.invalid(
+            "validation_per_class", per_class, f"0 or fewer than the smallest class's {counts.min()} training rows"
+        )
+    generator = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), dtype=bool)
+    for label in classes:
+        mask[generator.choice(np.flatnonzero(labels == label), size=per_class, replace=False)] = True
+    return mask

@@ -4,8 +4,11 @@ Table 8, HyRA Table 3 / App. C.1; the LLM-Adapters protocol, `common.data.common
     python -m replora.commonsense --config replora/configs/commonsense_llama7b.yaml data_root=/data/commonsense
     python -m hyra.commonsense --config hyra/configs/commonsense_llama13b.yaml data_root=/data/commonsense
 
-The sweep is methods x fractions x seeds. Each point loads the model (a hub name or a local folder), adapts it
-(`adaptation.targets`), trains on the Alpaca prompts of `commonsense_170k.json` cut to `cutoff_len` tokens (in a
+The sweep is methods x fractions x seeds x learning rates x weight decays (the papers fix one point each). First
+`validation_size` records of the training file are held out (LLM-Adapters' `val_set_size` = 120; the same records for
+every run); the validation loss on them selects the grid point (`common.finetune.selection`). Each point loads the
+model (a hub name or a local folder), adapts it
+(`adaptation.targets`), trains on the Alpaca prompts of the other records cut to `cutoff_len` tokens (in a
 sample-efficiency sweep, HyRA Sec. 5: a fraction f of each class for epochs / f epochs; the merged file does not say
 which task a record comes from, so a class is a record's `answer` word, e.g. true, solution2, ending3), then
 answers every test question of each task with beam search (4 beams, 32 new tokens) and scores the first answer word
@@ -16,7 +19,7 @@ changes nothing but the speed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from common.config import ConfigError, cli_config
 from common.data import commonsense
 from common.data.sampling import per_class_subset
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.finetune.selection import check_grid
 from common.training import sweeps
 from common.training.loop import Optimization, fit, total_steps
 from common.training.sweeps import check_device, device_of, finish, run_all
@@ -39,10 +43,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def _default_optimization() -> Optimization:  # RepLoRA Table 8 (r = 32) / HyRA App. C.1
-    return Optimization(
-        epochs=3, batch_size=32, micro_batch_size=4, learning_rate=1e-4, weight_decay=0.0, warmup_steps=100,
-        scheduler="linear",
-    )  # fmt: skip
+    return Optimization(epochs=3, batch_size=32, micro_batch_size=4, warmup_steps=100, scheduler="linear")
 
 
 @dataclass
@@ -58,7 +59,10 @@ class Config:
     adaptation: Adaptation = field(
         default_factory=lambda: Adaptation(targets=["q", "k", "v", "up", "down"], rank=32, alpha=64, dropout=0.05)
     )
-    optimization: Optimization = field(default_factory=_default_optimization)
+    learning_rates: list[float] = field(default_factory=lambda: [1e-4])  # RepLoRA Table 8; HyRA App. C.1: 2e-4
+    weight_decays: list[float] = field(default_factory=lambda: [0.0])
+    validation_size: int = 120  # training records held out to select on (LLM-Adapters' val_set_size); 0: none
+    optimization: Optimization = field(default_factory=_default_optimization)  # learning_rate/weight_decay: the grid's
     cutoff_len: int = 256
     train_on_inputs: bool = True
     eval_batch_size: int = 4
@@ -71,7 +75,10 @@ class Config:
         unknown = [t for t in self.tasks if t not in commonsense.TASKS]
         if unknown or len(set(self.tasks)) != len(self.tasks):
             raise ConfigError.invalid("tasks", self.tasks, f"distinct tasks among {', '.join(commonsense.TASKS)}")
-        check_methods(self.methods)
+        check_methods(self.methods, adaptation=self.adaptation)
+        check_grid(self.learning_rates, self.weight_decays)
+        if self.validation_size < 0:
+            raise ConfigError.invalid("validation_size", self.validation_size, "an integer >= 0")
         if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
             raise ConfigError.invalid("fractions", self.fractions, "fractions of the training records in (0, 1]")
         if not self.seeds:
@@ -92,15 +99,30 @@ class Point:
     method: str
     fraction: float
     seed: int
+    learning_rate: float
+    weight_decay: float
 
 
 def sweep(cfg: Config) -> list[Point]:
-    return [Point(m, f, s) for f in cfg.fractions for s in cfg.seeds for m in cfg.methods]
+    grid = [(lr, wd) for lr in cfg.learning_rates for wd in cfg.weight_decays]
+    return [Point(m, f, s, *g) for f in cfg.fractions for g in grid for s in cfg.seeds for m in cfg.methods]
+
+
+def schedule(cfg: Config, point: Point) -> Optimization:
+    return Optimization(
+        **{**asdict(cfg.optimization), "learning_rate": point.learning_rate, "weight_decay": point.weight_decay}
+    )
 
 
 def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every")
-    return {**sweeps.point_record(point, cfg, omit, paths=["data_root"]), "tasks": cfg.task_names()}
+    omit = ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every",
+            "learning_rates", "weight_decays", "adaptation", "optimization")  # fmt: skip
+    return {
+        **sweeps.point_record(point, cfg, omit, paths=["data_root"]),
+        "tasks": cfg.task_names(),
+        "adaptation": cfg.adaptation.record(point.method),
+        "optimization": asdict(schedule(cfg, point)),
+    }
 
 
 def point_dir(cfg: Config, point: Point) -> Path:
@@ -113,13 +135,21 @@ def is_done(cfg: Config, point: Point) -> bool:
 
 def check_inputs(cfg: Config) -> dict[str, list[dict[str, str]]]:
     """Read the training file and every task's test file (keys, answers): bad data fails before any training.
-    Returns {"train": records, <task>: records}."""
+    Returns {"train": records, "validation": the held-out training records, <task>: records}."""
     if not cfg.data_root:
         raise ConfigError.invalid("data_root", "", "the folder holding the commonsense training and test files")
     root = Path(cfg.data_root)
     if not root.is_dir():
         raise ConfigError.invalid("data_root", cfg.data_root, "an existing folder")
     data = {"train": commonsense.load_train(root / cfg.train_file)}
+    if cfg.validation_size >= len(data["train"]):
+        raise ConfigError.invalid(
+            "validation_size", cfg.validation_size, f"fewer than the {len(data['train'])} training records"
+        )
+    held_out = np.zeros(len(data["train"]), dtype=bool)
+    held_out[np.random.default_rng(0).permutation(len(held_out))[: cfg.validation_size]] = True
+    data["validation"] = [r for r, h in zip(data["train"], held_out, strict=True) if h]
+    data["train"] = [r for r, h in zip(data["train"], held_out, strict=True) if not h]
     for task in cfg.task_names():
         data[task] = commonsense.load_test(root, task)
     return data
@@ -185,6 +215,21 @@ def generate(model: nn.Module, tokenizer, records: list[dict[str, str]], batch_s
     return out
 
 
+@torch.no_grad()
+def validation_loss(model: nn.Module, tokenizer, records: list[dict[str, str]], cfg: Config, device) -> float:
+    """The mean per-token training loss on the held-out training records (what LLM-Adapters' eval loss reports)."""
+    model.eval()
+    features = [commonsense.tokenize_for_training(r, tokenizer, cfg.cutoff_len, cfg.train_on_inputs) for r in records]
+    data = Features(features, tokenizer.pad_token_id, device)
+    total, tokens = 0.0, 0
+    for first in range(0, len(data), cfg.eval_batch_size):
+        batch = data.collate([data[i] for i in range(first, min(first + cfg.eval_batch_size, len(data)))])
+        count = int((batch["labels"][:, 1:] != -100).sum())  # the shifted labels the loss averages over
+        total += float(model(**batch).loss) * count
+        tokens += count
+    return total / max(tokens, 1)
+
+
 def run_point(cfg: Config, point: Point) -> Path:
     path = point_dir(cfg, point)
     if runs.is_done(path):
@@ -201,8 +246,11 @@ def run_point(cfg: Config, point: Point) -> Path:
     # Adapter parameters are made in float32 (peft's too) whatever the backbone's precision, on the CPU: move them.
     model = adapt(model, point.method, cfg.adaptation).to(device)
     counts = trainable(model)
-    steps = total_steps(len(train), cfg.optimization, point.fraction)
-    losses = fit(model, train, train.collate, _loss, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every)
+    steps = total_steps(len(train), schedule(cfg, point), point.fraction)
+    losses = fit(
+        model, train, train.collate, _loss, schedule(cfg, point), steps, path, point.seed, cfg.checkpoint_every
+    )
+    val_loss = validation_loss(model, tokenizer, data["validation"], cfg, device) if data["validation"] else None
     if point.method in METHODS:
         merge_adapters(model)
     results, arrays = {}, {"losses": np.asarray(losses)}
@@ -222,6 +270,7 @@ def run_point(cfg: Config, point: Point) -> Path:
         "final_loss": float(np.mean(losses[-10:])),
         "seconds": time.perf_counter() - started,
         **counts,
+        **({} if val_loss is None else {"val_loss": val_loss, "val_examples": len(data["validation"])}),
     }
     return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
 

@@ -2,9 +2,10 @@
 
 Figure and table scripts only read: `collect` gathers the finished runs of an experiment, `paper_table` puts them
 next to one printed table (cell by cell, every cell we have not run marked), `sample_efficiency` draws accuracy
-against the training fraction. Our accuracy of a (method, dataset, fraction) is the mean over seeds of the best
-learning-rate x weight-decay point of the grid (the papers tune both by grid search; like them we select on the
-reported split, which a stricter protocol would replace by the validation split).
+against the training fraction. Our accuracy of a (method, dataset, fraction) is the mean over seeds of the test
+accuracy at one learning-rate x weight-decay point of the grid, the point with the best validation accuracy
+(`common.finetune.selection`); runs without a validation split (the papers' protocol) are selected on the test
+accuracy itself, and the tables say which.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 from common import runs
 from common.adapters.accounting import ppt
 from common.data.commonsense import TASKS
+from common.finetune.selection import GRID, TEST, VALIDATION, select
 from common.plotting import save_figure, use_house_style, write_table
 
 NOT_RUN = "not run"
@@ -39,6 +41,7 @@ DATASET_NAMES = {
 METHOD_NAMES = {
     "full": "FFT", "lora": "LoRA", "replora": "RepLoRA", "replora_linear": "RepLoRA (Linear)", "hyra": "HyRA",
     "dora": "DoRA", "vera": "VeRA", "prefix": "Prefix", "peft_lora": "LoRA (peft)",
+    "lora_matched": "LoRA (RepLoRA's params)",
 }  # fmt: skip
 
 
@@ -61,6 +64,11 @@ def collect(results_dir: str | Path, experiment: str) -> pd.DataFrame:
             "targets": ",".join(config.get("adaptation", {}).get("targets", [])),
             "trainable_pct": results.get("trainable_pct"),
             "trainable_params": results.get("trainable_params"),
+            "rank": results.get("rank"),
+            "final_loss": results.get("final_loss"),
+            "val_accuracy": results.get("val_accuracy", np.nan),
+            # what the grid is selected on: validation accuracy, or minus the validation loss (commonsense)
+            "val_score": results.get("val_accuracy", -results.get("val_loss", np.nan)),
             "seconds": results.get("seconds"),
         }
         accuracy = results["accuracy"]
@@ -72,23 +80,38 @@ def collect(results_dir: str | Path, experiment: str) -> pd.DataFrame:
 
 
 def best_of_grid(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per `keys` group: the learning rate / weight decay with the best mean accuracy over seeds, and its mean,
-    standard deviation and number of seeds."""
+    """Per `keys` group: the learning rate / weight decay that validation accuracy selects (test accuracy where a
+    group has no validation accuracy: `selected_on` says which), and at that point the test accuracy's mean,
+    standard deviation and number of seeds, the mean final training loss and the trainable parameters."""
+    columns = [*keys, *GRID, "accuracy", "std", "seeds", "final_loss", "trainable_pct", "trainable_params",
+               "selected_on"]  # fmt: skip
     if df.empty:
-        return pd.DataFrame(columns=[*keys, "accuracy", "std", "seeds", "trainable_pct", "trainable_params"])
-    per_setting = (
-        df.groupby([*keys, "learning_rate", "weight_decay"], dropna=False)
+        return pd.DataFrame(columns=columns)
+    if "val_score" not in df:
+        df = df.assign(val_score=df["val_accuracy"] if "val_accuracy" in df else np.nan)
+    if "final_loss" not in df:
+        df = df.assign(final_loss=np.nan)
+    has_validation = df.groupby(keys, dropna=False)["val_score"].transform(lambda v: v.notna().all())
+    chosen = pd.concat(
+        [
+            select(df[has_validation], keys, "val_score").assign(selected_on=VALIDATION),
+            select(df[~has_validation], keys, "accuracy").drop(columns="accuracy").assign(selected_on=TEST),
+        ]
+    )
+    at_point = df.merge(chosen[[*keys, *GRID, "selected_on"]], on=[*keys, *GRID])
+    best = (
+        at_point.groupby([*keys, *GRID, "selected_on"], dropna=False)
         .agg(
             accuracy=("accuracy", "mean"),
             std=("accuracy", "std"),
             seeds=("seed", "nunique"),
+            final_loss=("final_loss", "mean"),
             trainable_pct=("trainable_pct", "mean"),
             trainable_params=("trainable_params", "mean"),
         )
         .reset_index()
     )
-    best = per_setting.loc[per_setting.groupby(keys, dropna=False)["accuracy"].idxmax()]
-    return best.reset_index(drop=True)
+    return best[columns].sort_values(keys).reset_index(drop=True)
 
 
 @dataclass
@@ -283,23 +306,89 @@ def write_sample_efficiency(
     return long
 
 
+def _at_selected_points(ours: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The runs of `ours` at their group's selected grid point (`best_of_grid`), one row per seed."""
+    best = best_of_grid(ours, keys)
+    return ours.merge(best[[*keys, *GRID, "selected_on"]], on=[*keys, *GRID])
+
+
 def text_classification_table(ours: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
-    """Accuracy (mean ± std over seeds) per method (in the order of `methods`) and training fraction, with the
-    trainable parameters (adapters + head) and the CPU time of all the method's runs."""
-    fractions = sorted(ours["fraction"].unique())
+    """Per method (in the order of `methods`) and training fraction: the test accuracy (mean ± std over seeds) at
+    the selected grid point, the point itself, the mean final training loss; one row per (method, fraction)."""
+    best = best_of_grid(ours, ["method", "fraction"])
     rows = []
     for method in methods:
-        group = ours[ours["method"] == method]
-        if group.empty:
-            continue
-        row = {"method": METHOD_NAMES.get(method, method)}
-        for fraction in fractions:
-            cell = group[group["fraction"] == fraction]["accuracy"]
-            row[f"f = {100 * fraction:g}%"] = f"{cell.mean():.1f} ± {cell.std():.1f}" if len(cell) else NOT_RUN
-        row["seeds"] = int(group.groupby("fraction")["seed"].nunique().min())
-        row["adapter + head params"] = int(group["trainable_params"].iloc[0])
-        row["CPU minutes"] = f"{group['seconds'].sum() / 60:.1f}"
+        group = best[best["method"] == method]
+        runs_of = ours[ours["method"] == method]
+        for _, cell in group.sort_values("fraction").iterrows():
+            seconds = runs_of[runs_of["fraction"] == cell["fraction"]]["seconds"].sum()
+            rows.append(
+                {
+                    "method": METHOD_NAMES.get(method, method),
+                    "fraction": cell["fraction"],
+                    "accuracy": cell["accuracy"],
+                    "std": cell["std"],
+                    "seeds": int(cell["seeds"]),
+                    "learning_rate": cell["learning_rate"],
+                    "weight_decay": cell["weight_decay"],
+                    "selected_on": cell["selected_on"],
+                    "final_loss": cell["final_loss"],
+                    "adapter + head params": int(cell["trainable_params"]),
+                    "CPU minutes (all grid points)": seconds / 60,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def text_classification_wide(long: pd.DataFrame, value: str) -> pd.DataFrame:
+    """One row per method, one column per fraction: accuracy cells "mean ± std (lr, wd)" or loss cells."""
+    rows = []
+    several_wd = long["weight_decay"].nunique() > 1
+    for method, group in long.groupby("method", sort=False):
+        row = {"method": method}
+        for _, cell in group.iterrows():
+            if value == "accuracy":
+                point = f"lr {cell['learning_rate']:g}" + (f", wd {cell['weight_decay']:g}" if several_wd else "")
+                text = f"{cell['accuracy']:.1f} ± {cell['std']:.1f} ({point})"
+            else:
+                text = f"{cell['final_loss']:.3f}"
+            row[f"f = {100 * cell['fraction']:g}%"] = text
+        row["seeds"] = int(group["seeds"].min())
+        row["adapter + head params"] = int(group["adapter + head params"].iloc[0])
+        if value == "accuracy":
+            row["CPU minutes"] = f"{group['CPU minutes (all grid points)'].sum():.1f}"
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def paired_differences(ours: pd.DataFrame, methods: list[str], reference: str = "lora") -> pd.DataFrame:
+    """Per method and fraction: the test accuracy minus `reference`'s, seed by seed (the runs of one seed train on
+    the same rows in the same order), each at its selected grid point: mean and 95 % t-interval over seeds."""
+    at = _at_selected_points(ours, ["method", "fraction"]).set_index(["method", "fraction", "seed"])["accuracy"]
+    rows = []
+    for method in methods:
+        if method == reference:
+            continue
+        for fraction in sorted(ours["fraction"].unique()):
+            try:
+                diff = (at.loc[method, fraction] - at.loc[reference, fraction]).dropna()
+            except KeyError:
+                continue
+            n = len(diff)
+            half = T_95.get(n - 1, 1.96) * diff.std() / np.sqrt(n) if n > 1 else np.nan
+            rows.append(
+                {
+                    "method": METHOD_NAMES.get(method, method),
+                    "fraction": fraction,
+                    "difference": diff.mean(),
+                    "low": diff.mean() - half,
+                    "high": diff.mean() + half,
+                    "seeds": n,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -338,13 +427,28 @@ def write_paper_tables(tables: dict[str, list[PaperTable]], results_dir: str | P
 
 
 def write_text_classification(text_results_dir: str | Path, methods: list[str], out_dir: Path) -> None:
-    """The CPU-scale text classification of `methods`: the table (mean ± std over seeds per fraction) and figure."""
+    """The CPU-scale text classification of `methods`: accuracy and training-loss tables (selected grid point per
+    cell), the differences to LoRA with 95 % intervals, and the figure."""
     ours = collect(text_results_dir, "text_classification")
     if not ours.empty:
         ours = ours[ours["method"].isin(methods)]
     if ours.empty:
         print(f"text classification: no finished runs under {text_results_dir}/text_classification")
         return
-    write_table(text_classification_table(ours, methods), out_dir / "text_classification_minilm")
+    long = text_classification_table(ours, methods)
+    write_table(long, out_dir / "text_classification_minilm_long")
+    write_table(text_classification_wide(long, "accuracy"), out_dir / "text_classification_minilm")
+    write_table(text_classification_wide(long, "final_loss"), out_dir / "text_classification_minilm_train_loss")
+    if "lora" in methods:
+        diff = paired_differences(ours, methods)
+        wide_diff = diff.assign(
+            cell=[
+                f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+                for d, lo, hi in zip(diff["difference"], diff["low"], diff["high"], strict=True)
+            ]  # fmt: skip
+        ).pivot(index="method", columns="fraction", values="cell")
+        wide_diff = wide_diff.loc[diff["method"].unique()]
+        wide_diff.columns = [f"f = {100 * f:g}%" for f in wide_diff.columns]
+        write_table(wide_diff.reset_index(), out_dir / "text_classification_minilm_minus_lora")
     curves = sample_efficiency(ours, methods, ["all"])
     plot_sample_efficiency(curves, "all", out_dir / "text_classification_minilm", "MiniLM, WordNet supersenses")

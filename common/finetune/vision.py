@@ -5,10 +5,13 @@
 
 The sweep is tasks x methods x fractions x seeds x learning rates x weight decays (the papers' grid). Each point
 builds the timm backbone (`vit_base_patch16_224.orig_in21k`, pre-trained on ImageNet-21k; or a local weights file in
-`checkpoint_path`) with a new head for the task's classes, adapts it, trains on the `train_splits` (VTAB-1K:
-train800val200; FGVC: train + val) subsampled to a per-class fraction f for epochs / f epochs, and reports top-1 on
-the test split. Images: 224 x 224 bicubic resize, ImageNet normalisation, no augmentation. Training resumes from the
-run's checkpoint after a requeue.
+`checkpoint_path`) with a new head for the task's classes, adapts it, trains on the `train_splits` subsampled to a
+per-class fraction f for epochs / f epochs, and reports top-1 on the validation split and the test split; the tables
+report the test accuracy at the grid point the validation accuracy selects (`common.finetune.selection`). Splits by
+default: VTAB-1K trains on train800 and validates on val200, FGVC trains on train and validates on val.
+`validation_split=none` is the papers' protocol: train on train800val200 (VTAB) or train + val (FGVC), no validation,
+the grid selected on the test accuracy. Images: 224 x 224 bicubic resize, ImageNet normalisation, no augmentation.
+Training resumes from the run's checkpoint after a requeue.
 """
 
 from __future__ import annotations
@@ -37,12 +40,19 @@ from common.data.vision import (
     vtab_dataset,
 )
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
-from common.training.loop import Optimization, fit, predictions, total_steps
+from common.training.loop import Optimization, fit, predictions, top1, total_steps
 from common.training.sweeps import check_device, classification_results, device_of, finish, run_all
 
 EXPERIMENT = "vision"
 BENCHMARKS = {"vtab": (VTAB_TASKS, VTAB_SPLITS), "fgvc": (FGVC_DATASETS, FGVC_SPLITS)}
-DEFAULT_TRAIN_SPLITS = {"vtab": ["train800val200"], "fgvc": ["train", "val"]}
+DEFAULT_VALIDATION_SPLIT = {"vtab": "val200", "fgvc": "val"}
+DEFAULT_TRAIN_SPLITS = {"vtab": ["train800"], "fgvc": ["train"]}  # with a validation split
+PAPER_TRAIN_SPLITS = {"vtab": ["train800val200"], "fgvc": ["train", "val"]}  # without one
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two split names share images (VTAB-1K's train800val200 is train800 + val200)."""
+    return a in b or b in a
 
 
 @dataclass
@@ -51,7 +61,8 @@ class Config:
     benchmark: str = "vtab"  # vtab | fgvc
     data_root: str = ""  # VTAB-1K root (<task>/<split>.txt) or FGVC root (<dataset>/<split>.json)
     tasks: list[str] = field(default_factory=list)  # empty: every task of the benchmark
-    train_splits: list[str] = field(default_factory=list)  # empty: train800val200 (VTAB), train + val (FGVC)
+    train_splits: list[str] = field(default_factory=list)  # empty: the default of the benchmark (module docstring)
+    validation_split: str = "auto"  # auto: val200 (VTAB) / val (FGVC); none: select on the test split (the papers)
     eval_split: str = "test"
     model: str = "vit_base_patch16_224.orig_in21k"  # a timm model name
     pretrained: bool = True  # load the model's pre-trained weights (from checkpoint_path when given)
@@ -82,9 +93,18 @@ class Config:
                 raise ConfigError.invalid(
                     "train_splits/eval_split", split, f"splits of {self.benchmark}: {', '.join(splits)}"
                 )
-        if self.eval_split in self.splits():
+        if self.validation_split not in ("auto", "none", *splits):
+            raise ConfigError.invalid(
+                "validation_split", self.validation_split, f"auto, none or a split of {self.benchmark}"
+            )
+        if any(_overlap(self.eval_split, split) for split in self.splits()):
             raise ConfigError.invalid("eval_split", self.eval_split, f"a split not trained on ({self.splits()})")
-        check_methods(self.methods)
+        val = self.val_split()
+        if val and any(_overlap(val, split) for split in [*self.splits(), self.eval_split]):
+            raise ConfigError.invalid(
+                "validation_split", val, f"a split neither trained on ({self.splits()}) nor the eval_split"
+            )
+        check_methods(self.methods, adaptation=self.adaptation)
         if "prefix" in self.methods:
             raise ConfigError.invalid(
                 "methods", self.methods, "methods without 'prefix' (peft's needs a transformers model)"
@@ -109,8 +129,16 @@ class Config:
     def task_names(self) -> list[str]:
         return self.tasks or list(BENCHMARKS[self.benchmark][0])
 
+    def val_split(self) -> str:
+        """The validation split ('' for none)."""
+        if self.validation_split == "auto":
+            return DEFAULT_VALIDATION_SPLIT[self.benchmark]
+        return "" if self.validation_split == "none" else self.validation_split
+
     def splits(self) -> list[str]:
-        return self.train_splits or DEFAULT_TRAIN_SPLITS[self.benchmark]
+        if self.train_splits:
+            return self.train_splits
+        return (DEFAULT_TRAIN_SPLITS if self.val_split() else PAPER_TRAIN_SPLITS)[self.benchmark]
 
 
 @dataclass(frozen=True)
@@ -142,13 +170,14 @@ def point_record(cfg: Config, point: Point) -> dict:
         "benchmark": cfg.benchmark,
         "data_root": str(Path(cfg.data_root).absolute()),
         "train_splits": cfg.splits(),
+        "validation_split": cfg.val_split(),
         "eval_split": cfg.eval_split,
         "model": cfg.model,
         "pretrained": cfg.pretrained,
         "checkpoint_path": cfg.checkpoint_path,
         "model_kwargs": dict(cfg.model_kwargs),
         "image_size": cfg.image_size,
-        "adaptation": asdict(cfg.adaptation),
+        "adaptation": cfg.adaptation.record(point.method),
         "optimization": {
             **asdict(cfg.optimization),
             "learning_rate": point.learning_rate,
@@ -165,13 +194,14 @@ def is_done(cfg: Config, point: Point) -> bool:
     return runs.is_done(point_dir(cfg, point))
 
 
-def datasets(cfg: Config, task: str) -> tuple[ImageListDataset, ImageListDataset]:
-    """(train, eval) of one task; every split file and every image it lists is checked first."""
+def datasets(cfg: Config, task: str) -> tuple[ImageListDataset, ImageListDataset | None, ImageListDataset]:
+    """(train, validation or None, eval) of one task; every split file and every image it lists is checked first."""
     transform = eval_transform(cfg.image_size)
     read = vtab_dataset if cfg.benchmark == "vtab" else fgvc_dataset
     parts = [read(cfg.data_root, task, split, transform) for split in cfg.splits()]
     train = ImageListDataset([item for part in parts for item in part.items], parts[0].num_classes, transform)
-    return train, read(cfg.data_root, task, cfg.eval_split, transform)
+    validation = read(cfg.data_root, task, cfg.val_split(), transform) if cfg.val_split() else None
+    return train, validation, read(cfg.data_root, task, cfg.eval_split, transform)
 
 
 def check_inputs(cfg: Config) -> None:
@@ -197,7 +227,7 @@ def run_point(cfg: Config, point: Point) -> Path:
         return path
     started = time.perf_counter()
     device = device_of(cfg.device)
-    train, test = datasets(cfg, point.task)
+    train, validation, test = datasets(cfg, point.task)
     train = subsample_per_class(train, point.fraction, point.seed)
     torch.manual_seed(point.seed)
     backbone = build_model(cfg, train.num_classes)
@@ -234,6 +264,10 @@ def run_point(cfg: Config, point: Point) -> Path:
         predicted, test.labels, len(train), train.num_classes, steps, losses, started, counts
     )
     arrays = {"losses": np.asarray(losses), "predictions": predicted}
+    if validation is not None:
+        val_predicted = predictions(model, validation, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+        results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation)}
+        arrays["val_predictions"] = val_predicted
     return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
 
 

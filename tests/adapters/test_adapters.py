@@ -114,11 +114,21 @@ def train_steps(model: nn.Module, name: str, steps: int = 2, x: torch.Tensor | N
 
 
 CASES = [(method, name) for method in sorted(METHODS) for name in BACKBONES]
+# every option that changes how a method starts or which activation its generator uses
+OPTIONS = [
+    ("replora", {"activation": "relu"}),
+    ("replora", {"activation": "gelu"}),
+    ("hyra", {"a_activation": "sigmoid"}),
+    ("hyra", {"a_activation": "gelu"}),
+    ("hyra", {"init": "paper_text", "a_activation": "sigmoid"}),
+]
+OPTION_CASES = [(m, {}, name) for m, name in CASES] + [(m, kw, name) for m, kw in OPTIONS for name in BACKBONES]
+OPTION_IDS = [f"{m}-{'-'.join(f'{k}={v}' for k, v in kw.items())}-{name}" for m, kw, name in OPTION_CASES]
 
 
-@pytest.mark.parametrize("method,name", CASES)
-def test_only_adapters_train_and_every_one_gets_a_gradient(method, name):
-    model = adapted(method, name)
+@pytest.mark.parametrize("method,options,name", OPTION_CASES, ids=OPTION_IDS)
+def test_only_adapters_train_and_every_one_gets_a_gradient(method, options, name):
+    model = adapted(method, name, **options)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == set(adapter_state_dict(model)) and trainable
     train_steps(model, name, steps=2)  # after a step the zero-initialised paths no longer block the others
@@ -140,16 +150,19 @@ def initial_deltas(model: nn.Module) -> dict[str, torch.Tensor]:
     return deltas
 
 
-@pytest.mark.parametrize("name", BACKBONES)
-def test_initial_updates_are_what_each_initialisation_implies(name):
-    assert initial_deltas(adapted("lora", name)) == {"q": 0.0, "v": 0.0}
-    hyra = initial_deltas(adapted("hyra", name))  # zero W_{V,B,2}: Delta W_V = 0; Kaiming Q path: not
-    assert hyra["v"] == 0.0 and hyra["q"] > 1e-4
-    for method in ("replora", "replora_linear"):  # zero-initialised output heads of the B network
-        assert initial_deltas(adapted(method, name)) == {"q": 0.0, "v": 0.0}
-    model = base_model(name)
+@pytest.mark.parametrize("method,options,name", [c for c in OPTION_CASES if "init" not in c[1]], ids=str)
+def test_every_method_starts_exactly_at_the_base_model(method, options, name):
+    model = adapted(method, name, **options)
+    assert initial_deltas(model) == {"q": 0.0, "v": 0.0}
     x = inputs(name)
-    assert torch.equal(output(adapted("lora", name), name, x), output(model, name, x))
+    with torch.no_grad():
+        assert torch.equal(output(model, name, x), output(base_model(name), name, x))  # bit for bit
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_hyra_paper_text_initialisation_moves_q_and_not_v(name):
+    hyra = initial_deltas(adapted("hyra", name, init="paper_text", a_activation="sigmoid"))
+    assert hyra["v"] == 0.0 and hyra["q"] > 1e-4  # zero W_{V,A}, W_{V,B,2}; Kaiming Q path
 
 
 @pytest.mark.parametrize("method,name", CASES)
@@ -274,6 +287,10 @@ def test_count_trainable_is_the_share_of_the_backbone():
         ({"method": "lora", "dropout": 1.0}, "dropout"),
         ({"method": "hyra", "b_activation": "swish"}, "b_activation"),
         ({"method": "hyra", "hidden_dim": 0}, "hidden_dim"),
+        ({"method": "hyra", "init": "paper"}, "init"),
+        ({"method": "hyra", "init": "paper_text", "a_activation": "tanh"}, "init"),  # V would never train
+        ({"method": "hyra", "a_activation": "swish"}, "a_activation"),
+        ({"method": "replora", "activation": "swish"}, "activation"),
         ({"method": "replora", "hidden": 64}, "method_kwargs"),
         ({"method": "peft_lora", "targets": ("o",)}, "targets"),
     ],

@@ -34,6 +34,7 @@ def tiny_config(tmp_path, model_dir, *overrides):
             "optimization.micro_batch_size=4",
             "optimization.warmup_steps=1",
             "cutoff_len=64",
+            "validation_size=0",
             *overrides,
         ],
     )
@@ -65,6 +66,16 @@ def test_sample_efficiency_trains_on_a_fraction_for_more_epochs(tmp_path, model_
     assert set(results["accuracy"]) == {"boolq", "piqa"}
 
 
+def test_held_out_training_records_give_the_validation_loss(tmp_path, model_dir):
+    cfg = tiny_config(tmp_path, model_dir, "validation_size=4", "tasks=[boolq]", "learning_rates=[0.001,0.01]")
+    commonsense.main(cfg)
+    results = [runs.read_run(commonsense.point_dir(cfg, p))["results"] for p in commonsense.sweep(cfg)]
+    assert len(results) == 2 and all(r["train_examples"] == 12 and r["val_examples"] == 4 for r in results)
+    assert all(0 < r["val_loss"] < 20 for r in results) and results[0]["val_loss"] != results[1]["val_loss"]
+    with pytest.raises(ConfigError, match="'validation_size'"):
+        commonsense.main(tiny_config(tmp_path, model_dir, "validation_size=16"))
+
+
 def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
     with pytest.raises(ConfigError, match="tasks"):
         tiny_config(tmp_path, model_dir, "tasks=[boolq,mmlu]")
@@ -90,7 +101,7 @@ def test_paper_dry_runs_list_the_llama_jobs_with_their_resources(tmp_path, capsy
     root = write_commonsense(tmp_path / "commonsense", per_task=1)
     experiments = "commonsense_llama7b,commonsense_llama13b"
     args = ["--paper", "replora", "--experiments", experiments, "--cluster", "example", "--dry-run"]
-    assert submit.main([*args, f"results_dir={tmp_path}", f"data_root={root}"]) == 0
+    assert submit.main([*args, f"results_dir={tmp_path}", f"data_root={root}", "validation_size=2"]) == 0
     out = capsys.readouterr().out
     assert out.count("points: 4 in the sweep, 0 finished, 4 pending") == 2  # LoRA, prefix, RepLoRA (both kinds)
     assert "#SBATCH --mem=64GB" in out and "#SBATCH --mem=96GB" in out and out.count("#SBATCH --time=1440") == 2

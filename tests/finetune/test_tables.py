@@ -43,7 +43,7 @@ def results(tmp_path_factory):
                 f"results_dir={results_dir}", f"model={write_tiny_llama(root / 'tiny-llama-7b')}",
                 f"data_root={write_commonsense(root / 'commonsense', per_task=1)}", "methods=[lora,replora,hyra]",
                 "adaptation.targets=[q,v]", "adaptation.rank=4", "optimization.epochs=1",
-                "optimization.batch_size=8", "optimization.warmup_steps=1", "cutoff_len=48",
+                "optimization.batch_size=8", "optimization.warmup_steps=1", "cutoff_len=48", "validation_size=2",
             ],
         )
     )  # fmt: skip
@@ -56,6 +56,8 @@ def results(tmp_path_factory):
                 f"results_dir={root / 'text_results'}", f"model_dir={write_tiny_bert(root / 'bert')}",
                 f"train_csv={train}", f"test_csv={test}", "methods=[lora,hyra]", "fractions=[0.5,1.0]",
                 "seeds=[0,1]", "optimization.epochs=1", "optimization.batch_size=8", "optimization.warmup_steps=1",
+                "validation_per_class=2", "learning_rates=[0.001,0.01]", "weight_decays=[0.0001]",
+                "grid_at.fraction=1.0", "grid_at.seeds=[0]",
             ],
         )
     )  # fmt: skip
@@ -90,6 +92,12 @@ def test_replora_tables_put_our_runs_beside_the_paper(results):
     minilm = pd.read_csv(out / "text_classification_minilm.csv")
     assert list(minilm["method"]) == ["LoRA", "HyRA"] and set(minilm["seeds"]) == {2}
     assert {"f = 50%", "f = 100%"} <= set(minilm.columns)
+    assert minilm["f = 50%"].str.fullmatch(r"\d+\.\d ± \d+\.\d \(lr 0\.0?01\)").all()  # the grid point of each cell
+    cells = pd.read_csv(out / "text_classification_minilm_long.csv")
+    assert (cells["selected_on"] == "validation").all() and cells["final_loss"].gt(0).all()
+    assert cells.groupby("method")["learning_rate"].nunique().eq(1).all()  # one point per method (grid_at)
+    difference = pd.read_csv(out / "text_classification_minilm_minus_lora.csv")
+    assert list(difference["method"]) == ["HyRA"]
     assert (out / "text_classification_minilm.pdf").stat().st_size > 0
 
 

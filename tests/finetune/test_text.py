@@ -30,6 +30,9 @@ def tiny_config(tmp_path, model_dir, *overrides):
             "optimization.epochs=2",
             "optimization.batch_size=8",
             "optimization.warmup_steps=1",
+            "validation_per_class=2",
+            "learning_rates=[0.001]",
+            "weight_decays=[0.0001]",
             *overrides,
         ],
     )
@@ -44,8 +47,8 @@ def test_every_method_and_fraction_trains_and_evaluates(tmp_path, model_dir):
     assert len(results) == 12
     for (_, fraction), r in results.items():
         assert 0 <= r["accuracy"] <= 100 and r["test_examples"] == 12 and r["classes"] == 3
-        # 8 rows per class; 25% keeps 2 per class and trains 4x the epochs
-        assert r["train_examples"] == (6 if fraction == 0.25 else 24)
+        # 8 rows per class, 2 of them validation; 25% keeps round(1.5) = 2 per class and trains 4x the epochs
+        assert r["train_examples"] == (6 if fraction == 0.25 else 18) and r["val_examples"] == 6
         assert r["steps"] == (2 * 4 * 1 if fraction == 0.25 else 2 * 3)
     assert results[("lora", 1.0)]["adapter_params"] == 2 * 2 * 8 * (32 + 32)  # Q and V of 2 layers, rank 8
     assert results[("full", 1.0)]["trainable_pct"] == pytest.approx(100, abs=1)
@@ -60,6 +63,26 @@ def test_a_fixed_seed_reproduces_the_numbers_and_seeds_differ(tmp_path, model_di
     assert runs_of[0] == runs_of[1] and runs_of[0][0] != runs_of[0][1]
 
 
+def test_a_staged_grid_carries_each_methods_validation_choice_to_every_other_point(tmp_path, model_dir):
+    cfg = tiny_config(
+        tmp_path, model_dir, "methods=[lora,hyra]", "learning_rates=[0.0001,0.3]", "fractions=[0.5,1.0]",
+        "seeds=[0,1]", "grid_at.fraction=1.0", "grid_at.seeds=[0]",
+    )  # fmt: skip
+    assert len(text.sweep(cfg)) == 4  # the grid stage only, until it is done
+    text.main(cfg)
+    points = text.sweep(cfg)
+    assert len(points) == 4 + 2 * 3  # then per method: f = 0.5 seeds 0, 1 and f = 1.0 seed 1
+    for method in ("lora", "hyra"):
+        grid = {
+            p.learning_rate: runs.read_run(text.point_dir(cfg, p))["results"]["val_accuracy"]
+            for p in points[:4]
+            if p.method == method
+        }
+        best = min(lr for lr, v in grid.items() if v == max(grid.values()))
+        assert {p.learning_rate for p in points[4:] if p.method == method} == {best}
+        assert all(text.is_done(cfg, p) for p in points)
+
+
 def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
     cfg = tiny_config(tmp_path, model_dir)
     with pytest.raises(ConfigError, match="label_column.*'topic'.*train.csv"):
@@ -70,6 +93,17 @@ def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
         tiny_config(tmp_path, model_dir, f"model_dir={tmp_path}")
     with pytest.raises(ConfigError, match="methods"):
         tiny_config(tmp_path, model_dir, "methods=[lora,prefix]")
+    for override, field in [
+        ("learning_rates=[]", "learning_rates"),
+        ("weight_decays=[-0.1]", "weight_decays"),
+        ("grid_at.fraction=2", "grid_at.fraction"),
+        ("adaptation.options={hyra: {init: literal}}", "init"),
+        ("adaptation.options={replora: {activation: swish}}", "activation"),
+    ]:
+        with pytest.raises(ConfigError, match=f"'{field}'"):
+            tiny_config(tmp_path, model_dir, override)
+    with pytest.raises(ConfigError, match="'validation_per_class'"):  # 8 rows per class: at most 7
+        text.main(tiny_config(tmp_path, model_dir, "validation_per_class=8"))
     test_csv = tmp_path / "data" / "test.csv"
     test_csv.write_text(test_csv.read_text() + "a purple plum 0,purple\n")
     with pytest.raises(ConfigError, match=r"test.csv', row 14: label 'purple'"):

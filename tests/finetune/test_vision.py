@@ -53,13 +53,32 @@ def test_every_method_trains_and_evaluates_on_vtab(tmp_path):
 
 def test_fgvc_sample_efficiency_subsamples_every_class_and_scales_epochs(tmp_path):
     root = write_fgvc(tmp_path / "fgvc", datasets=("stanford_dogs",), per_class=4)
-    cfg = tiny_config(tmp_path, "fgvc", root, "tasks=[stanford_dogs]", "methods=[lora]", "fractions=[0.25,1.0]")
+    cfg = tiny_config(
+        tmp_path, "fgvc", root, "tasks=[stanford_dogs]", "methods=[lora]", "fractions=[0.25,1.0]",
+        "validation_split=none",
+    )  # fmt: skip
     vision.main(cfg)
     by_fraction = {p.fraction: runs.read_run(vision.point_dir(cfg, p)) for p in vision.sweep(cfg)}
-    # train + val: 8 images per class; 25% -> 2 per class; epochs x4 so that as many examples are seen
+    # the papers' protocol, train + val: 8 images per class; 25% -> 2 per class; epochs x4 so that as many examples
+    # are seen
     assert by_fraction[0.25]["results"]["train_examples"] == 6 and by_fraction[1.0]["results"]["train_examples"] == 24
     assert by_fraction[0.25]["results"]["steps"] == 2 * 4 * 2 and by_fraction[1.0]["results"]["steps"] == 2 * 6
     assert by_fraction[1.0]["results"]["classes"] == 120
+
+
+def test_by_default_the_validation_split_is_held_out_and_scored(tmp_path):
+    root = write_fgvc(tmp_path / "fgvc", datasets=("stanford_dogs",), per_class=4)
+    cfg = tiny_config(tmp_path, "fgvc", root, "tasks=[stanford_dogs]", "methods=[lora]")
+    assert cfg.splits() == ["train"] and cfg.val_split() == "val"
+    vision.main(cfg)
+    results = runs.read_run(vision.point_dir(cfg, vision.sweep(cfg)[0]))["results"]
+    assert results["train_examples"] == 12 and results["val_examples"] == 12 and 0 <= results["val_accuracy"] <= 100
+    vtab = tiny_config(tmp_path, "vtab", tmp_path)
+    assert vtab.splits() == ["train800"] and vtab.val_split() == "val200"
+    with pytest.raises(ConfigError, match="'validation_split'"):
+        tiny_config(tmp_path, "vtab", tmp_path, "train_splits=[train800val200]")  # would train on val200
+    with pytest.raises(ConfigError, match="'validation_split'"):
+        tiny_config(tmp_path, "vtab", tmp_path, "validation_split=val")
 
 
 def test_a_fixed_seed_reproduces_the_numbers(tmp_path):
@@ -106,7 +125,7 @@ def test_bad_data_is_refused_before_training_naming_the_file(tmp_path):
     with pytest.raises(ConfigError, match="dtd"):  # a task folder missing
         vision.main(cfg)
     assert not (tmp_path / "results").exists()  # nothing trained, nothing written
-    one_task = tiny_config(tmp_path, "vtab", root, "tasks=[cifar]")
+    one_task = tiny_config(tmp_path, "vtab", root, "tasks=[cifar]", "validation_split=none")
     split = root / "cifar" / "train800val200.txt"
     good = split.read_text()
     split.write_text(good + "images/0_0.jpg 100\n")  # cifar has 100 classes: 0-99
