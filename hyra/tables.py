@@ -6,15 +6,19 @@ Reads the runs of `hyra.vision` (`<results_dir>/vision`), `hyra.commonsense` (`<
 CPU-scale text classification (`<text_results_dir>/text_classification`, by default the records committed under
 records/replora, whose sweep includes HyRA) and writes, as csv + markdown: Tables 1 and 4 (VTAB-1K group averages
 and per dataset), Table 2 (FGVC), Table 3 (commonsense, LLaMA-7B and 13B), Table 5 (LLaMA-13B with Q, V, up and down
-adapted), Figure 2 (commonsense sample efficiency, ours only: the paper prints no numbers for it) and the
-text-classification table and figure. Every cell shows the paper's value and ours; a cell we have not run says
-"not run", a baseline this repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
+adapted), Table 6 (cost of LoRA, DoRA, HyRA and full fine-tuning, beside `python -m benchmarks.adapter_cost`'s
+measurement when `cost_json` exists), Figure 2 (commonsense sample efficiency, ours only: the paper prints no numbers
+for it) and the text-classification table and figure. Every cell shows the paper's value and ours; a cell we have
+not run says "not run", a baseline this repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from common.config import cli_config
 from common.data.commonsense import TASKS
@@ -51,6 +55,46 @@ class TablesConfig:
     results_dir: str = "results"
     text_results_dir: str = "records/replora"
     out_dir: str = "results/hyra/tables"
+    cost_json: str = "results/benchmarks/adapter_cost.json"  # written by python -m benchmarks.adapter_cost
+
+
+COST_METHODS = {"LoRA": "lora", "DoRA": "dora", "HyRA": "hyra", "FFT": "full"}
+
+
+def cost_table(paper_csv: Path, cost: dict | None) -> pd.DataFrame:
+    """Table 6 beside our measurement: per model and method the printed GFLOPs and runtime and their ratios to
+    LoRA, and our FLOPs per training step (total, and extra over LoRA), step time and peak memory as ratios to LoRA
+    on a LLaMA-7B-shaped model (`benchmarks.adapter_cost`; ViT-B/16 rows: ours only)."""
+    paper = pd.read_csv(paper_csv)
+    rows = []
+    for model in ("LLaMA-7B", "LLaMA-13B", "ViT-B/16"):
+        printed = paper[paper["model"] == model]
+        value = {
+            (m, metric): printed[(printed["method"] == m) & printed["metric"].str.startswith(metric)]["value"]
+            for m in COST_METHODS for metric in ("GFLOPs", "Runtimes")
+        }  # fmt: skip
+        ours = (cost or {}).get("results", {}).get("vit" if model.startswith("ViT") else "llama", {})
+        for name, method in COST_METHODS.items():
+            gflops, runtime = value[name, "GFLOPs"], value[name, "Runtimes"]
+            lora_gflops, lora_runtime = value["LoRA", "GFLOPs"], value["LoRA", "Runtimes"]
+            measured = model != "LLaMA-13B" and method in ours.get("gflops", {})
+            rows.append(
+                {
+                    "model": model,
+                    "method": name,
+                    "paper GFLOPs": gflops.iloc[0] if len(gflops) else None,
+                    "paper GFLOPs / LoRA": gflops.iloc[0] / lora_gflops.iloc[0] if len(gflops) else None,
+                    "paper runtime / LoRA": runtime.iloc[0] / lora_runtime.iloc[0] if len(runtime) else None,
+                    "ours GFLOPs / step": ours["gflops"][method] if measured else None,
+                    "ours extra GFLOPs over LoRA": ours["extra_gflops_over_lora"][method] if measured else None,
+                    "ours FLOPs / LoRA": ours["flops_ratio_to_lora"][method] if measured else None,
+                    "ours step time / LoRA": ours["step_ratio_to_lora"][method] if measured else None,
+                    "ours peak memory / LoRA": ours.get("peak_memory_ratio_to_lora", {}).get(method)
+                    if measured
+                    else None,
+                }
+            )
+    return pd.DataFrame(rows).dropna(axis=0, how="all", subset=[c for c in rows[0] if c not in ("model", "method")])
 
 
 def main(cfg: TablesConfig) -> None:
@@ -67,6 +111,11 @@ def main(cfg: TablesConfig) -> None:
         write_table(curves, out / "figure2_sample_efficiency_commonsense")
         report.plot_sample_efficiency(curves, "AVG", out / "figure2_sample_efficiency_commonsense", "HyRA Figure 2")
     report.write_text_classification(cfg.text_results_dir, ["lora", "hyra"], out)
+    cost_path = Path(cfg.cost_json)
+    cost = json.loads(cost_path.read_text()) if cost_path.is_file() else None
+    if cost is None:
+        print(f"table 6: no {cost_path} (python -m benchmarks.adapter_cost): the printed values only")
+    write_table(cost_table(PAPER / "table06_cost_flops_runtime.csv", cost), out / "table06_cost")
     print(f"tables and figures in {out}")
 
 

@@ -27,6 +27,13 @@ VISION_ROWS = {"FFT": "full", "LoRA": "lora", "Adapter": None, "Prefix": None, "
 LINEAR_ROWS = {"LoRA": "lora", "RepLoRA (Linear)": "replora_linear", "RepLoRA (Non-linear)": "replora"}
 LLAMA_ROWS = {"LoRA": "lora", "Prefix": "prefix", "Adapter": None, "RepLoRA": "replora"}
 
+# the CPU-scale text classification: the comparison, the activation choice and the literal-text ablations
+TEXT_METHODS = ["lora", "lora_matched", "replora", "replora_linear", "hyra"]
+TEXT_ABLATIONS = {
+    "activations": ["replora_tanh", "replora_gelu", "hyra_tanh", "hyra_gelu"],
+    "literal": ["replora_relu", "hyra_paper_text", "replora", "hyra", "lora"],
+}
+
 TABLES = {
     "vision": [
         PaperTable("table03_vtab1k", PAPER / "table03_vtab1k.csv", VISION_ROWS, VTAB),
@@ -65,7 +72,9 @@ def main(cfg: TablesConfig) -> None:
         vision, PAPER / "table10_sample_efficiency_fgvc.csv", ["lora", "replora"], FGVC,
         out / "table10_sample_efficiency_fgvc", "RepLoRA Figure 2: FGVC",
     )  # fmt: skip
-    report.write_text_classification(cfg.text_results_dir, ["lora", "replora", "replora_linear", "hyra"], out)
+    report.write_text_classification(cfg.text_results_dir, TEXT_METHODS, out)
+    for name, methods in TEXT_ABLATIONS.items():
+        report.write_text_grid(cfg.text_results_dir, methods, out / f"text_classification_minilm_{name}")
     print(f"tables and figures in {out}")
 
 

@@ -41,6 +41,33 @@ def test_adapter_benchmark_times_every_method_on_a_llama_shaped_model(tmp_path):
     assert all(seconds > 0 for seconds in written["step_seconds"].values())
 
 
+def test_adapter_cost_counts_flops_at_the_papers_shape_and_feeds_hyra_table_6(tmp_path):
+    from benchmarks import adapter_cost
+    from common.config import ConfigError
+    from hyra import tables
+
+    cost = adapter_cost.CostConfig(steps=1, repeats=1, tiny=True, memory=False, out_dir=str(tmp_path))
+    record = adapter_cost.main(cost)
+    for name in ("vit", "llama"):
+        row = record["results"][name]
+        assert row["flops_ratio_to_lora"]["lora"] == 1.0 and row["step_ratio_to_lora"]["lora"] == 1.0
+        assert row["gflops"]["full"] > row["gflops"]["lora"]  # weight gradients of every layer
+        assert row["gflops"]["hyra"] >= row["gflops"]["lora"] and row["gflops"]["dora"] >= row["gflops"]["lora"]
+    # HyRA's hypernetwork products by hand (tiny LLaMA: 2 layers, 4 heads of 16, r = 32, d_e = 64, d_hid = 40): per
+    # layer LN(B_i) W_{B,1}^T (4 x 64 x 40) and per target hidden W_{t,B,2}^T (4 x 40 x 16 r), 2 FLOPs per
+    # multiply-add, forward plus two backward products each; the x A^T B^T products are LoRA's
+    hypernetwork = 2 * 3 * 2 * (4 * 64 * 40 + 2 * 4 * 40 * 16 * 32)
+    assert (
+        adapter_cost.step_flops("llama", "hyra", True) - adapter_cost.step_flops("llama", "lora", True) == hypernetwork
+    )
+    table = tables.cost_table(tables.PAPER / "table06_cost_flops_runtime.csv", record)
+    hyra_7b = table[(table["model"] == "LLaMA-7B") & (table["method"] == "HyRA")].iloc[0]
+    assert hyra_7b["paper GFLOPs / LoRA"] == 41.32 / 6.63
+    assert hyra_7b["ours FLOPs / LoRA"] == record["results"]["llama"]["flops_ratio_to_lora"]["hyra"]
+    with pytest.raises(ConfigError, match="'methods'"):
+        adapter_cost.CostConfig(methods=["hyra"]).validate()
+
+
 def test_moe_and_attention_benchmark_reports_ratios_to_the_baselines(tmp_path):
     from benchmarks import moe_attention
 

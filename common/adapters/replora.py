@@ -29,7 +29,7 @@ from common.adapters.targets import Target
 from common.config import ConfigError
 from common.layers.activations import ACTIVATIONS
 
-DEFAULT_ACTIVATION = "tanh"
+DEFAULT_ACTIVATION = "gelu"
 
 
 class RepLoRAFactors(FactorGenerator):

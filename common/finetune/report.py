@@ -349,7 +349,8 @@ def text_classification_wide(long: pd.DataFrame, value: str) -> pd.DataFrame:
         for _, cell in group.iterrows():
             if value == "accuracy":
                 point = f"lr {cell['learning_rate']:g}" + (f", wd {cell['weight_decay']:g}" if several_wd else "")
-                text = f"{cell['accuracy']:.1f} ± {cell['std']:.1f} ({point})"
+                spread = "" if np.isnan(cell["std"]) else f" ± {cell['std']:.1f}"
+                text = f"{cell['accuracy']:.1f}{spread} ({point})"
             else:
                 text = f"{cell['final_loss']:.3f}"
             row[f"f = {100 * cell['fraction']:g}%"] = text
@@ -367,7 +368,11 @@ T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 def paired_differences(ours: pd.DataFrame, methods: list[str], reference: str = "lora") -> pd.DataFrame:
     """Per method and fraction: the test accuracy minus `reference`'s, seed by seed (the runs of one seed train on
     the same rows in the same order), each at its selected grid point: mean and 95 % t-interval over seeds."""
-    at = _at_selected_points(ours, ["method", "fraction"]).set_index(["method", "fraction", "seed"])["accuracy"]
+    at = (
+        _at_selected_points(ours, ["method", "fraction"])
+        .set_index(["method", "fraction", "seed"])["accuracy"]
+        .sort_index()
+    )
     rows = []
     for method in methods:
         if method == reference:
@@ -452,3 +457,33 @@ def write_text_classification(text_results_dir: str | Path, methods: list[str], 
         write_table(wide_diff.reset_index(), out_dir / "text_classification_minilm_minus_lora")
     curves = sample_efficiency(ours, methods, ["all"])
     plot_sample_efficiency(curves, "all", out_dir / "text_classification_minilm", "MiniLM, WordNet supersenses")
+
+
+def grid_table(ours: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Every grid point of `methods` per fraction: validation and test accuracy and final training loss (means over
+    the seeds it ran), and which point the validation accuracy selects."""
+    ours = ours[ours["method"].isin(methods)]
+    best = best_of_grid(ours, ["method", "fraction"])
+    chosen = set(zip(best["method"], best["fraction"], best["learning_rate"], best["weight_decay"], strict=True))
+    rows = []
+    for (method, fraction, lr, wd), group in ours.groupby(["method", "fraction", *GRID], sort=False):
+        rows.append(
+            {
+                "method": METHOD_NAMES.get(method, method), "fraction": fraction, "learning_rate": lr,
+                "weight_decay": wd, "seeds": group["seed"].nunique(), "val_accuracy": group["val_accuracy"].mean(),
+                "accuracy": group["accuracy"].mean(), "final_loss": group["final_loss"].mean(),
+                "selected": "yes" if (method, fraction, lr, wd) in chosen else "",
+            }
+        )  # fmt: skip
+    order = {m: i for i, m in enumerate(METHOD_NAMES.get(m, m) for m in methods)}
+    return pd.DataFrame(rows).sort_values(["method", "fraction", *GRID], key=lambda c: c.map(order) if c.name ==
+                                          "method" else c).reset_index(drop=True)  # fmt: skip
+
+
+def write_text_grid(text_results_dir: str | Path, methods: list[str], path_stem: Path) -> None:
+    """`grid_table` of the text-classification runs of `methods`, if any ran."""
+    ours = collect(text_results_dir, "text_classification")
+    if ours.empty or not ours["method"].isin(methods).any():
+        print(f"text classification: no runs of {methods} under {text_results_dir}/text_classification")
+        return
+    write_table(grid_table(ours, methods), path_stem, float_format="%.4g")

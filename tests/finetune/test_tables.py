@@ -98,6 +98,11 @@ def test_replora_tables_put_our_runs_beside_the_paper(results):
     assert cells.groupby("method")["learning_rate"].nunique().eq(1).all()  # one point per method (grid_at)
     difference = pd.read_csv(out / "text_classification_minilm_minus_lora.csv")
     assert list(difference["method"]) == ["HyRA"]
+    from common.finetune import report
+
+    grid = report.grid_table(report.collect(results / "text_results", "text_classification"), ["lora", "hyra"])
+    assert len(grid) == 2 * (2 + 1)  # per method: f = 100 % on the grid of 2, f = 50 % at the selected point
+    assert grid.groupby(["method", "fraction"])["selected"].apply(lambda s: (s == "yes").sum()).eq(1).all()
     assert (out / "text_classification_minilm.pdf").stat().st_size > 0
 
 
