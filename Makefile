@@ -3,7 +3,7 @@ PY = .venv/bin/python
 VENV_STAMP = .venv/.installed
 FIGURES = fig1a fig1b fig2a fig2b
 
-.PHONY: demo paper test figures bench lint
+.PHONY: demo paper test figures bench lint adapterhub-check
 
 # Re-installs only when pyproject.toml is newer than the stamp; otherwise a no-op.
 $(VENV_STAMP): pyproject.toml
@@ -48,6 +48,22 @@ bench: $(VENV_STAMP)
 	$(PY) -m benchmarks.sigmoid_attention_grid
 	$(PY) -m benchmarks.synthetic_grids results_root=$(RECORDS)
 	$(PY) -m benchmarks.moe_attention
+
+# Our bottleneck adapter against AdapterHub's library (tests/adapters/test_adapterhub.py). The library pins
+# transformers 4.57 and huggingface_hub < 1.0, so it lives in a side environment that shadows those two (and their
+# few extra dependencies) and reads everything else, torch included, from .venv.
+ADAPTERHUB_VENV = .venv-adapterhub
+ADAPTERHUB_PINS = adapters==1.3.0 transformers==4.57.6 huggingface_hub==0.36.2 tokenizers==0.22.2 \
+	requests==2.34.2 urllib3==2.8.0 certifi==2026.10.19.post1 charset-normalizer==3.5.3
+$(ADAPTERHUB_VENV)/.installed: $(VENV_STAMP)
+	test -x $(ADAPTERHUB_VENV)/bin/python || python3 -m venv $(ADAPTERHUB_VENV)
+	$(PY) -c "import sysconfig, os; print(sysconfig.get_paths()['purelib']); print(os.getcwd())" > \
+		"$$($(ADAPTERHUB_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/moe-lens-main.pth"
+	$(ADAPTERHUB_VENV)/bin/pip install --quiet --no-deps $(ADAPTERHUB_PINS)
+	touch $@
+
+adapterhub-check: $(ADAPTERHUB_VENV)/.installed
+	$(ADAPTERHUB_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/adapters/test_adapterhub.py
 
 lint: $(VENV_STAMP)
 	@test -x .venv/bin/ruff || { echo "ruff is not in .venv: run  .venv/bin/pip install -e '.[dev]'" >&2; exit 1; }

@@ -9,7 +9,7 @@ and per dataset), Table 2 (FGVC), Table 3 (commonsense, LLaMA-7B and 13B), Table
 adapted), Table 6 (cost of LoRA, DoRA, HyRA and full fine-tuning, beside `python -m benchmarks.adapter_cost`'s
 measurement when `cost_json` exists), Figure 2 (commonsense sample efficiency, ours only: the paper prints no numbers
 for it) and the text-classification table and figure. Every cell shows the paper's value and ours; a cell we have
-not run says "not run", a baseline this repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
+not run says "not run", a baseline this repository does not implement (prefix tuning of a timm ViT) "n/i".
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from common.plotting import write_table
 
 PAPER = Path(__file__).parent / "paper_results"
 VTAB, FGVC, COMMONSENSE = list(VTAB_TASKS), list(FGVC_DATASETS), list(TASKS)
-VISION_ROWS = {"FFT": "full", "LoRA": "lora", "DoRA": "dora", "VeRA": "vera", "Adapter": None, "Prefix": None}
+VISION_ROWS = {"FFT": "full", "LoRA": "lora", "DoRA": "dora", "VeRA": "vera", "Adapter": "adapter", "Prefix": None}
 VISION_ROWS["HyRA"] = "hyra"
-LLAMA_ROWS = {"LoRA": "lora", "DoRA": "dora", "Prefix": "prefix", "Adapter": None, "HyRA": "hyra"}
+LLAMA_ROWS = {"LoRA": "lora", "DoRA": "dora", "Prefix": "prefix", "Adapter": "adapter", "HyRA": "hyra"}
 
 TABLES = {
     "vision": [

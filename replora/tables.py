@@ -7,7 +7,7 @@ Reads the runs of `replora.vision` (`<results_dir>/vision`), `replora.commonsens
 in this repository) and writes, as csv + markdown: Table 3 (VTAB-1K), Table 2 (FGVC), Table 1 (commonsense,
 LLaMA-7B and 13B), Tables 11, 12 and 14 (linear vs non-linear), Table 10 and Figure 2 (FGVC sample efficiency),
 and the CPU-scale text-classification table and figure. Every cell shows the paper's value and ours; a cell we have
-not run says "not run", a baseline this repository does not implement (Adapter; prefix tuning of a timm ViT) "n/i".
+not run says "not run", a baseline this repository does not implement (prefix tuning of a timm ViT) "n/i".
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from common.finetune.report import PaperTable
 
 PAPER = Path(__file__).parent / "paper_results"
 VTAB, FGVC, COMMONSENSE = list(VTAB_TASKS), list(FGVC_DATASETS), list(TASKS)
-VISION_ROWS = {"FFT": "full", "LoRA": "lora", "Adapter": None, "Prefix": None, "RepLoRA": "replora"}
+VISION_ROWS = {"FFT": "full", "LoRA": "lora", "Adapter": "adapter", "Prefix": None, "RepLoRA": "replora"}
 LINEAR_ROWS = {"LoRA": "lora", "RepLoRA (Linear)": "replora_linear", "RepLoRA (Non-linear)": "replora"}
-LLAMA_ROWS = {"LoRA": "lora", "Prefix": "prefix", "Adapter": None, "RepLoRA": "replora"}
+LLAMA_ROWS = {"LoRA": "lora", "Prefix": "prefix", "Adapter": "adapter", "RepLoRA": "replora"}
 
 # the CPU-scale text classification: the comparison, the activation choice and the literal-text ablations
 TEXT_METHODS = ["lora", "lora_matched", "replora", "replora_linear", "hyra"]

@@ -8,6 +8,7 @@ from common.adapters.accounting import ppt
 from common.adapters.baselines import PEFT_METHODS
 from common.adapters.export import export_peft_lora
 from common.adapters.model import (
+    BOTTLENECK,
     METHODS,
     AdapterConfig,
     adapter_parameter_count,
@@ -24,6 +25,7 @@ from common.adapters.model import (
 )
 
 __all__ = [
+    "BOTTLENECK",
     "METHODS",
     "PEFT_METHODS",
     "AdapterConfig",

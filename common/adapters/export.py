@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.adapters.model import lora_factors, projections_of
+from common.adapters.model import lora_factors, projections_of, refuse_bottleneck
 from common.adapters.targets import is_conv1d
 from common.config import ConfigError
 from common.runs import atomic_save_safetensors
@@ -30,6 +30,7 @@ def export_peft_lora(model: nn.Module, directory: str | Path) -> Path:
 
     if not hasattr(model, "adapter_config"):
         raise ConfigError.invalid("model", type(model).__name__, "a model adapted by apply_adapters")
+    refuse_bottleneck(model, "export_peft_lora")
     cfg = model.adapter_config
     conv = {is_conv1d(projection.base) for _, projection in projections_of(model)}
     if len(conv) > 1:

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from common.adapters import bottleneck
 from common.adapters.baselines import PEFT_METHODS, apply_peft
 from common.adapters.hyra import HyRAFactors
 from common.adapters.layers import AdaptedProjection, FactorGenerator
@@ -51,6 +52,7 @@ METHODS: dict[str, Callable[..., FactorGenerator]] = {
     "replora_linear": _replora(linear=True),
     "hyra": _hyra,
 }
+BOTTLENECK = "adapter"  # the sequential bottleneck adapter (bottleneck.py): not a low-rank update, never merged
 
 
 @dataclass
@@ -65,8 +67,8 @@ class AdapterConfig:
     method_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            allowed = ", ".join(sorted(METHODS) + list(PEFT_METHODS))
+        if self.method not in METHODS and self.method != BOTTLENECK:
+            allowed = ", ".join([*sorted(METHODS), BOTTLENECK, *PEFT_METHODS])
             raise ConfigError.invalid("method", self.method, f"one of {allowed}")
         if not isinstance(self.rank, int) or self.rank <= 0:
             raise ConfigError.invalid("rank", self.rank, "a positive integer")
@@ -113,8 +115,17 @@ def apply_adapters(
         return apply_peft(model, method, targets, rank, alpha, dropout, **method_kwargs)
     cfg = AdapterConfig(method, list(targets), rank, float(alpha), float(dropout), dict(method_kwargs))
     cfg.validate()
-    if sites_of(model):
+    if sites_of(model) or bottlenecks_of(model):
         raise ConfigError.invalid("model", type(model).__name__, "a model without adapters (this one has them)")
+    if method == BOTTLENECK:
+        check_method_options(method, cfg.method_kwargs)
+        width = bottleneck.model_width(model)
+        base_params = sum(p.numel() for p in model.parameters())
+        for p in model.parameters():
+            p.requires_grad_(False)
+        bottleneck.attach(model, width, **cfg.method_kwargs)
+        model.adapter_config, model.adapter_base_params = cfg, base_params
+        return model
     sites = find_sites(model, cfg.targets)
     for site in sites:
         for target in site.targets:
@@ -160,6 +171,12 @@ def check_method_options(method: str, options: dict[str, Any], field_name: str =
     """Raise the error ``apply_adapters`` would raise for ``method``'s keyword options (an unknown name, an unknown
     activation or init, a bad size), without a model: the generator is built for a small stand-in site on the meta
     device. Config validation calls this so that a sweep fails before its first point trains."""
+    if method == BOTTLENECK:
+        try:
+            bottleneck.check_options(**options)
+        except TypeError as error:
+            raise ConfigError.invalid(field_name, options, f"options of {method!r}: {error}") from None
+        return
     if method in PEFT_METHODS or method not in METHODS:
         return
     targets = [Target(name, name, slice(0, 16), 16) for name in ("q", "v")]
@@ -177,6 +194,11 @@ def adapter_parameter_count(
     on the meta device: nothing is allocated and ``model`` is not touched."""
     cfg = AdapterConfig(method, list(targets), rank, method_kwargs=dict(method_kwargs))
     cfg.validate()
+    if method == BOTTLENECK:
+        check_method_options(method, cfg.method_kwargs)
+        with torch.device("meta"):
+            one = bottleneck.Bottleneck(bottleneck.model_width(model), **method_kwargs)
+        return len(bottleneck.hooked_modules(model)) * sum(p.numel() for p in one.parameters())
     shared = {}
     with torch.device("meta"):
         generators = nn.ModuleList(_generator(cfg, site, shared) for site in find_sites(model, cfg.targets))
@@ -190,9 +212,23 @@ def lora_rank_for(model: nn.Module, targets: tuple[str, ...] | list[str], params
     return max(1, -(-params // per_rank))
 
 
+def bottlenecks_of(model: nn.Module) -> list[tuple[str, bottleneck.Bottleneck]]:
+    return [(path, m) for path, m in model.named_modules() if isinstance(m, bottleneck.Bottleneck)]
+
+
+def refuse_bottleneck(model: nn.Module, action: str) -> None:
+    if bottlenecks_of(model):
+        raise ConfigError(
+            f"{action}: this model has bottleneck adapters (method 'adapter'), a non-linear module between layers "
+            "that no weight of the base model can absorb; keep the adapted model, or save it with save_adapters"
+        )
+
+
 def merge_adapters(model: nn.Module, unload: bool = False) -> nn.Module:
     """Fold every (alpha / r) B A into its base weight. With ``unload`` also remove the wrappers and generators:
-    the model is then exactly the base architecture (inference costs what the base model costs)."""
+    the model is then exactly the base architecture (inference costs what the base model costs). Refused for
+    bottleneck adapters, which cannot be merged."""
+    refuse_bottleneck(model, "merge_adapters")
     for _, projection in projections_of(model):
         projection.merge()
     if unload:
@@ -222,6 +258,8 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             if id(p) not in seen:
                 seen.add(id(p))
                 state[f"{path}.{GENERATOR}.{name}" if path else f"{GENERATOR}.{name}"] = p
+    for path, module in bottlenecks_of(model):
+        state.update({f"{path}.{name}": p for name, p in module.named_parameters()})
     return state
 
 

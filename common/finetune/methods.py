@@ -2,7 +2,8 @@
 
     model = adapt(model, "hyra", Adaptation(rank=8, alpha=8, options={"hyra": {"hidden_dim": 16}}), head=model.head)
 
-Methods: our `lora`, `replora`, `replora_linear`, `hyra`; peft's `peft_lora`, `dora`, `vera`, `prefix`; `full`
+Methods: our `lora`, `replora`, `replora_linear`, `hyra`, the bottleneck `adapter`; peft's `peft_lora`, `dora`,
+`vera`, `prefix`; `full`
 (full fine-tuning); and *variants*, a name for a method with other options, e.g. the literal-text ablations
 
     adaptation.variants: {replora_relu: {method: replora, activation: relu},
@@ -21,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from common.adapters import (
+    BOTTLENECK,
     METHODS,
     PEFT_METHODS,
     adapter_parameter_count,
@@ -34,7 +36,7 @@ from common.config import ConfigError
 FULL = "full"
 MATCH = "match_params_of"  # variant option: raise the rank to this method's trainable parameters
 BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {"lora_matched": {"method": "lora", MATCH: "replora"}}
-BASE_METHODS = (*METHODS, *PEFT_METHODS, FULL)
+BASE_METHODS = (*METHODS, BOTTLENECK, *PEFT_METHODS, FULL)
 ALL_METHODS = (*BASE_METHODS, *BUILTIN_VARIANTS)
 
 

@@ -24,7 +24,7 @@ from common.finetune.selection import GRID, TEST, VALIDATION, select
 from common.plotting import save_figure, use_house_style, write_table
 
 NOT_RUN = "not run"
-NOT_IMPLEMENTED = "n/i"  # a baseline of the paper this repository does not implement (e.g. Adapter)
+NOT_IMPLEMENTED = "n/i"  # a baseline of the paper this repository does not implement (prefix tuning of a ViT)
 
 # our dataset keys -> the names the papers' tables print
 DATASET_NAMES = {
@@ -41,7 +41,7 @@ DATASET_NAMES = {
 METHOD_NAMES = {
     "full": "FFT", "lora": "LoRA", "replora": "RepLoRA", "replora_linear": "RepLoRA (Linear)", "hyra": "HyRA",
     "dora": "DoRA", "vera": "VeRA", "prefix": "Prefix", "peft_lora": "LoRA (peft)",
-    "lora_matched": "LoRA (RepLoRA's params)",
+    "lora_matched": "LoRA (RepLoRA's params)", "adapter": "Adapter",
 }  # fmt: skip
 
 

@@ -320,3 +320,41 @@ def test_mlp_targets_get_plain_lora_and_applying_twice_is_refused():
     assert kinds == {"HyRAFactors", "LoRAFactors"}
     with pytest.raises(ConfigError, match="'model'"):
         apply_adapters(model, "lora")
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_bottleneck_adapter_starts_at_the_base_trains_saves_and_refuses_to_merge(name, tmp_path):
+    x = inputs(name)
+    with torch.no_grad():
+        reference = output(base_model(name), name, x)
+    model = apply_adapters(base_model(name), "adapter", reduction_factor=4)
+    with torch.no_grad():
+        assert torch.equal(output(model, name, x), reference)  # zero up projection: the base model, bit for bit
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == set(adapter_state_dict(model)) and len(trainable) == 2 * 4  # 2 layers x down/up x W, b
+    assert count_trainable(model)[0] == 2 * (WIDTH * 8 + 8 + 8 * WIDTH + WIDTH)  # width 32 -> 8 -> 32
+    train_steps(model, name)
+    model.zero_grad()
+    output(model, name, x).pow(2).mean().backward()
+    assert all(p.grad is not None and p.grad.any() for n, p in model.named_parameters() if n in trainable)
+    model.eval()
+    with torch.no_grad():
+        trained = output(model, name, x)
+        assert not torch.equal(trained, reference)
+        save_adapters(model, tmp_path / "adapter")
+        assert torch.equal(output(load_adapters(base_model(name), tmp_path / "adapter").eval(), name, x), trained)
+    for refused in (merge_adapters, lambda m: export_peft_lora(m, tmp_path / "peft")):
+        with pytest.raises(ConfigError, match="bottleneck adapters.*cannot|no weight of the base model can absorb"):
+            refused(model)
+
+
+@pytest.mark.parametrize(
+    "options,field",
+    [({"reduction_factor": 0}, "reduction_factor"), ({"non_linearity": "swish"}, "non_linearity"),
+     ({"init": "houlsby"}, "init"), ({"bottleneck": 8}, "method_kwargs")],
+)  # fmt: skip
+def test_bottleneck_adapter_bad_options_name_the_field(options, field):
+    model = base_model("vit")
+    with pytest.raises(ConfigError, match=f"'{field}'"):
+        apply_adapters(model, "adapter", **options)
+    assert all(p.requires_grad for p in model.parameters())

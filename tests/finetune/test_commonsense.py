@@ -103,6 +103,6 @@ def test_paper_dry_runs_list_the_llama_jobs_with_their_resources(tmp_path, capsy
     args = ["--paper", "replora", "--experiments", experiments, "--cluster", "example", "--dry-run"]
     assert submit.main([*args, f"results_dir={tmp_path}", f"data_root={root}", "validation_size=2"]) == 0
     out = capsys.readouterr().out
-    assert out.count("points: 4 in the sweep, 0 finished, 4 pending") == 2  # LoRA, prefix, RepLoRA (both kinds)
+    assert out.count("points: 5 in the sweep, 0 finished, 5 pending") == 2  # LoRA, prefix, Adapter, RepLoRA (both)
     assert "#SBATCH --mem=64GB" in out and "#SBATCH --mem=96GB" in out and out.count("#SBATCH --time=1440") == 2
     assert "model='yahma/llama-7b-hf'" not in out  # points print the method, fraction and seed

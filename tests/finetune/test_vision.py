@@ -149,7 +149,7 @@ def test_paper_dry_runs_list_the_full_sweeps_with_gpu_resources(tmp_path, capsys
 
     vtab_tree(tmp_path / "vtab", tasks=tuple(VTAB_TASKS), per_class=1)
     write_fgvc(tmp_path / "fgvc", datasets=("cub", "nabirds", "oxford_flowers", "stanford_dogs", "stanford_cars"))
-    for paper, methods in (("replora", 4), ("hyra", 5)):
+    for paper, methods in (("replora", 5), ("hyra", 6)):
         args = ["--paper", paper, "--experiments", "vtab", "--cluster", "example", "--dry-run"]
         assert submit.main([*args, f"results_dir={tmp_path}", f"data_root={tmp_path / 'vtab'}"]) == 0
         out = capsys.readouterr().out
