@@ -29,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from benchmarks.adapters import LLAMA_7B_LAYER, sync, train_steps
+from benchmarks.adapters import LLAMA_7B_LAYER, check_choices, sync, train_steps
 from common.adapters import apply_adapters
 from common.config import ConfigError, cli_config
 from common.runs import atomic_write_json, environment_record
@@ -56,10 +56,7 @@ class CostConfig:
     out_dir: str = "results/benchmarks"
 
     def validate(self) -> None:
-        if not self.backbones or any(b not in BACKBONES for b in self.backbones):
-            raise ConfigError.invalid("backbones", self.backbones, f"a non-empty subset of {', '.join(BACKBONES)}")
-        if "lora" not in self.methods or any(m not in METHODS for m in self.methods):
-            raise ConfigError.invalid("methods", self.methods, f"a subset of {', '.join(METHODS)} including lora")
+        check_choices(self.backbones, BACKBONES, self.methods, METHODS)
         for name in ("time_vit_batch", "time_llama_layers", "steps", "repeats"):
             if getattr(self, name) <= 0:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")

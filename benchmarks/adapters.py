@@ -40,6 +40,14 @@ METHODS = ("lora", "replora", "hyra", "peft_lora", "dora")
 HYRA_HIDDEN = {"vit": 16, "bert": 16, "llama": 40}
 
 
+def check_choices(backbones: list[str], all_backbones, methods: list[str], all_methods) -> None:
+    """A benchmark's backbones (a non-empty subset) and methods (a subset including our LoRA, the baseline)."""
+    if not backbones or any(b not in all_backbones for b in backbones):
+        raise ConfigError.invalid("backbones", backbones, f"a non-empty subset of {', '.join(all_backbones)}")
+    if "lora" not in methods or any(m not in all_methods for m in methods):
+        raise ConfigError.invalid("methods", methods, f"a subset of {', '.join(all_methods)} including lora")
+
+
 @dataclass
 class BenchConfig:
     backbones: list[str] = field(default_factory=lambda: ["vit", "bert"])  # llama: for a GPU
@@ -52,10 +60,7 @@ class BenchConfig:
     out_dir: str = "results/benchmarks"
 
     def validate(self) -> None:
-        if not self.backbones or any(b not in BACKBONES for b in self.backbones):
-            raise ConfigError.invalid("backbones", self.backbones, f"a non-empty subset of {', '.join(BACKBONES)}")
-        if "lora" not in self.methods or any(m not in METHODS for m in self.methods):
-            raise ConfigError.invalid("methods", self.methods, f"a subset of {', '.join(METHODS)} including lora")
+        check_choices(self.backbones, BACKBONES, self.methods, METHODS)
         if self.size not in ("base", "tiny"):
             raise ConfigError.invalid("size", self.size, "base or tiny")
         for name in ("batch", "steps", "repeats"):
