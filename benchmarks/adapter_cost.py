@@ -17,7 +17,6 @@ or four (GPU). Writes `results/benchmarks/adapter_cost.json`; `python -m hyra.ta
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from benchmarks.adapters import LLAMA_7B_LAYER, check_choices, sync, train_steps
+from benchmarks.memory import peak_resident_bytes
 from common.adapters import apply_adapters
 from common.config import ConfigError, cli_config
 from common.runs import atomic_write_json, environment_record
@@ -120,7 +120,7 @@ def child_peak(cost: dict, name: str, method: str) -> float:
     train_steps(model, loss, optimiser, x, cost.steps, device)
     if device.type == "cuda":
         return float(torch.cuda.max_memory_allocated())
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return peak_resident_bytes()
 
 
 def peak_memory(cost: CostConfig, name: str, method: str) -> float:

@@ -17,7 +17,6 @@ ratio to the LoRA child's peak). ``size=tiny`` runs the same code on tiny shapes
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import timm
 import torch
 from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
+from benchmarks.memory import peak_resident_bytes
 from common.adapters import apply_adapters, merge_adapters
 from common.config import ConfigError, cli_config
 from common.runs import atomic_write_json, environment_record
@@ -150,7 +150,7 @@ def child_peak(backbone: str, method: str, batch: int, steps: int, size: str) ->
         train_steps(model, loss, optimiser, x, steps, device)
         return float(torch.cuda.max_memory_allocated())
     train_steps(model, loss, optimiser, x, steps, device)
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return peak_resident_bytes()
 
 
 def main(bench: BenchConfig) -> dict:

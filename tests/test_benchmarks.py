@@ -76,3 +76,13 @@ def test_moe_and_attention_benchmark_reports_ratios_to_the_baselines(tmp_path):
     assert record["results"]["moe"]["time_ratio_to_linear"]["linear"] == 1.0
     assert set(record["results"]["attention"]["tokens_per_second"]) == {"identity", "gelu"}
     assert (tmp_path / "moe_attention.json").is_file()
+
+
+def test_a_childs_peak_memory_is_its_own_not_its_parents():
+    import subprocess
+    import sys
+
+    held = bytearray(600 * 2**20)  # the parent's peak is now above 600 MiB
+    code = "from benchmarks.memory import peak_resident_bytes; print(peak_resident_bytes())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 < child < 300 * 2**20 and len(held)
