@@ -29,9 +29,9 @@ LLAMA_ROWS = {"LoRA": "lora", "Prefix": "prefix", "Adapter": "adapter", "RepLoRA
 
 # the CPU-scale text classification: the comparison, the activation choice and the literal-text ablations
 TEXT_METHODS = ["lora", "lora_matched", "replora", "replora_linear", "hyra"]
-TEXT_ABLATIONS = {
-    "activations": ["replora_tanh", "replora_gelu", "hyra_tanh", "hyra_gelu"],
-    "literal": ["replora_relu", "hyra_paper_text", "replora", "hyra", "lora"],
+TEXT_ABLATIONS = {  # name: (methods, fractions)
+    "activations": (["replora_tanh", "replora_gelu", "hyra_tanh", "hyra_gelu"], [0.1]),
+    "literal": (["replora_relu", "hyra_paper_text", "replora", "hyra", "lora"], [0.1]),
 }
 
 TABLES = {
@@ -73,8 +73,8 @@ def main(cfg: TablesConfig) -> None:
         out / "table10_sample_efficiency_fgvc", "RepLoRA Figure 2: FGVC",
     )  # fmt: skip
     report.write_text_classification(cfg.text_results_dir, TEXT_METHODS, out)
-    for name, methods in TEXT_ABLATIONS.items():
-        report.write_text_grid(cfg.text_results_dir, methods, out / f"text_classification_minilm_{name}")
+    for name, (methods, fractions) in TEXT_ABLATIONS.items():
+        report.write_text_grid(cfg.text_results_dir, methods, out / f"text_classification_minilm_{name}", fractions)
     print(f"tables and figures in {out}")
 
 

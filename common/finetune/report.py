@@ -480,9 +480,13 @@ def grid_table(ours: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
                                           "method" else c).reset_index(drop=True)  # fmt: skip
 
 
-def write_text_grid(text_results_dir: str | Path, methods: list[str], path_stem: Path) -> None:
-    """`grid_table` of the text-classification runs of `methods`, if any ran."""
+def write_text_grid(
+    text_results_dir: str | Path, methods: list[str], path_stem: Path, fractions: list[float] | None = None
+) -> None:
+    """`grid_table` of the text-classification runs of `methods` (at `fractions`; None: all), if any ran."""
     ours = collect(text_results_dir, "text_classification")
+    if fractions is not None and not ours.empty:
+        ours = ours[ours["fraction"].isin(fractions)]
     if ours.empty or not ours["method"].isin(methods).any():
         print(f"text classification: no runs of {methods} under {text_results_dir}/text_classification")
         return
