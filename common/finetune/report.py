@@ -444,17 +444,16 @@ def write_text_classification(text_results_dir: str | Path, methods: list[str], 
     write_table(long, out_dir / "text_classification_minilm_long")
     write_table(text_classification_wide(long, "accuracy"), out_dir / "text_classification_minilm")
     write_table(text_classification_wide(long, "final_loss"), out_dir / "text_classification_minilm_train_loss")
-    if "lora" in methods:
-        diff = paired_differences(ours, methods)
-        wide_diff = diff.assign(
-            cell=[
-                f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
-                for d, lo, hi in zip(diff["difference"], diff["low"], diff["high"], strict=True)
-            ]  # fmt: skip
-        ).pivot(index="method", columns="fraction", values="cell")
+    for reference in ("lora", "lora_matched"):
+        if reference not in methods or reference not in set(ours["method"]):
+            continue
+        diff = paired_differences(ours, methods, reference)
+        cells = [f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" for d, lo, hi in zip(diff["difference"], diff["low"], diff["high"],
+                                                                         strict=True)]  # fmt: skip
+        wide_diff = diff.assign(cell=cells).pivot(index="method", columns="fraction", values="cell")
         wide_diff = wide_diff.loc[diff["method"].unique()]
         wide_diff.columns = [f"f = {100 * f:g}%" for f in wide_diff.columns]
-        write_table(wide_diff.reset_index(), out_dir / "text_classification_minilm_minus_lora")
+        write_table(wide_diff.reset_index(), out_dir / f"text_classification_minilm_minus_{reference}")
     curves = sample_efficiency(ours, methods, ["all"])
     plot_sample_efficiency(curves, "all", out_dir / "text_classification_minilm", "MiniLM, WordNet supersenses")
 
