@@ -94,7 +94,7 @@ def hooked_modules(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
     return out
 
 
-def attach(model: nn.Module, width: int, **options) -> list[nn.Module]:
+def attach(model: nn.Module, width: int, **options) -> list[Bottleneck]:
     """Put a bottleneck adapter on every MLP block of ``model`` (frozen elsewhere by the caller); returns them."""
     check_options(**options)
     adapters = []

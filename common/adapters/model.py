@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,28 +120,34 @@ def apply_adapters(
         raise ConfigError.invalid("model", type(model).__name__, "a model without adapters (this one has them)")
     if method == BOTTLENECK:
         check_method_options(method, cfg.method_kwargs)
-        width = bottleneck.model_width(model)
-        base_params = sum(p.numel() for p in model.parameters())
-        for p in model.parameters():
-            p.requires_grad_(False)
-        bottleneck.attach(model, width, **cfg.method_kwargs)
-        model.adapter_config, model.adapter_base_params = cfg, base_params
-        return model
-    sites = find_sites(model, cfg.targets)
-    for site in sites:
-        for target in site.targets:
-            if rank > min(target.in_features, target.out_features):
-                raise ConfigError.invalid(
-                    "rank",
-                    rank,
-                    f"at most min(in, out) = {min(target.in_features, target.out_features)} of the "
-                    f"{target.name!r} projection {target.path!r} ({target.in_features} -> {target.out_features})",
-                )
-    shared = {}
-    generators = [_generator(cfg, site, shared) for site in sites]  # may still raise (method-specific checks)
+        attach = partial(bottleneck.attach, width=bottleneck.model_width(model), **cfg.method_kwargs)
+    else:
+        sites = find_sites(model, cfg.targets)
+        for site in sites:
+            for target in site.targets:
+                if rank > min(target.in_features, target.out_features):
+                    raise ConfigError.invalid(
+                        "rank",
+                        rank,
+                        f"at most min(in, out) = {min(target.in_features, target.out_features)} of the "
+                        f"{target.name!r} projection {target.path!r} ({target.in_features} -> {target.out_features})",
+                    )
+        shared = {}
+        generators = [_generator(cfg, site, shared) for site in sites]  # may still raise (method-specific checks)
+        attach = partial(_attach_generators, sites=sites, generators=generators, scaling=alpha / rank, dropout=dropout)
     base_params = sum(p.numel() for p in model.parameters())
     for p in model.parameters():
         p.requires_grad_(False)
+    attach(model)
+    model.adapter_config = cfg
+    model.adapter_base_params = base_params
+    return model
+
+
+def _attach_generators(
+    model: nn.Module, sites: list[Site], generators: list[FactorGenerator], scaling: float, dropout: float
+) -> None:
+    """Register each site's generator on its owner module and wrap every adapted projection."""
     wrapped: dict[str, list] = {}
     for site, generator in zip(sites, generators, strict=True):
         owner = model.get_submodule(site.path) if site.path else model
@@ -152,10 +159,7 @@ def apply_adapters(
         for target in site.targets:
             wrapped.setdefault(target.path, []).append((target, generator))
     for path, pairs in wrapped.items():
-        _set_submodule(model, path, AdaptedProjection(model.get_submodule(path), pairs, alpha / rank, dropout))
-    model.adapter_config = cfg
-    model.adapter_base_params = base_params
-    return model
+        _set_submodule(model, path, AdaptedProjection(model.get_submodule(path), pairs, scaling, dropout))
 
 
 def _generator(cfg: AdapterConfig, site: Site, shared: dict) -> FactorGenerator:

@@ -19,7 +19,7 @@ changes nothing but the speed.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -109,9 +109,7 @@ def sweep(cfg: Config) -> list[Point]:
 
 
 def schedule(cfg: Config, point: Point) -> Optimization:
-    return Optimization(
-        **{**asdict(cfg.optimization), "learning_rate": point.learning_rate, "weight_decay": point.weight_decay}
-    )
+    return replace(cfg.optimization, learning_rate=point.learning_rate, weight_decay=point.weight_decay)
 
 
 def point_record(cfg: Config, point: Point) -> dict:

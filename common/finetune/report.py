@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from common import runs
 from common.adapters.accounting import ppt
@@ -87,18 +88,9 @@ def best_of_grid(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
                "selected_on"]  # fmt: skip
     if df.empty:
         return pd.DataFrame(columns=columns)
-    if "val_score" not in df:
-        df = df.assign(val_score=df["val_accuracy"] if "val_accuracy" in df else np.nan)
     if "final_loss" not in df:
         df = df.assign(final_loss=np.nan)
-    has_validation = df.groupby(keys, dropna=False)["val_score"].transform(lambda v: v.notna().all())
-    chosen = pd.concat(
-        [
-            select(df[has_validation], keys, "val_score").assign(selected_on=VALIDATION),
-            select(df[~has_validation], keys, "accuracy").drop(columns="accuracy").assign(selected_on=TEST),
-        ]
-    )
-    at_point = df.merge(chosen[[*keys, *GRID, "selected_on"]], on=[*keys, *GRID])
+    at_point = _at_selected_points(df, keys)
     best = (
         at_point.groupby([*keys, *GRID, "selected_on"], dropna=False)
         .agg(
@@ -306,10 +298,19 @@ def write_sample_efficiency(
     return long
 
 
-def _at_selected_points(ours: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The runs of `ours` at their group's selected grid point (`best_of_grid`), one row per seed."""
-    best = best_of_grid(ours, keys)
-    return ours.merge(best[[*keys, *GRID, "selected_on"]], on=[*keys, *GRID])
+def _at_selected_points(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The runs of `df` at their `keys` group's selected grid point, one row per seed, with `selected_on`: the point
+    with the best validation score, or the best test accuracy where a group has no validation score."""
+    if "val_score" not in df:
+        df = df.assign(val_score=df["val_accuracy"] if "val_accuracy" in df else np.nan)
+    has_validation = df.groupby(keys, dropna=False)["val_score"].transform(lambda v: v.notna().all())
+    chosen = pd.concat(
+        [
+            select(df[has_validation], keys, "val_score").assign(selected_on=VALIDATION),
+            select(df[~has_validation], keys, "accuracy").drop(columns="accuracy").assign(selected_on=TEST),
+        ]
+    )
+    return df.merge(chosen[[*keys, *GRID, "selected_on"]], on=[*keys, *GRID])
 
 
 def text_classification_table(ours: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
@@ -362,9 +363,6 @@ def text_classification_wide(long: pd.DataFrame, value: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
 def paired_differences(ours: pd.DataFrame, methods: list[str], reference: str = "lora") -> pd.DataFrame:
     """Per method and fraction: the test accuracy minus `reference`'s, seed by seed (the runs of one seed train on
     the same rows in the same order), each at its selected grid point: mean and 95 % t-interval over seeds."""
@@ -383,7 +381,7 @@ def paired_differences(ours: pd.DataFrame, methods: list[str], reference: str = 
             except KeyError:
                 continue
             n = len(diff)
-            half = T_95.get(n - 1, 1.96) * diff.std() / np.sqrt(n) if n > 1 else np.nan
+            half = stats.t.ppf(0.975, n - 1) * diff.std() / np.sqrt(n) if n > 1 else np.nan
             rows.append(
                 {
                     "method": METHOD_NAMES.get(method, method),

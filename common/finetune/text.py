@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -136,6 +136,11 @@ def selected(cfg: Config, points: list[Point]) -> tuple[float, float] | None:
     return float(best["learning_rate"]), float(best["weight_decay"])
 
 
+def schedule(cfg: Config, point: Point) -> Optimization:
+    """The optimiser settings of a point: the config's, at the point's learning rate and weight decay."""
+    return replace(cfg.optimization, learning_rate=point.learning_rate, weight_decay=point.weight_decay)
+
+
 def point_record(cfg: Config, point: Point) -> dict:
     """Everything a point's numbers depend on; the data and the model by content, not by path."""
     model_dir = resolve_model_dir(cfg.model_dir)
@@ -151,11 +156,7 @@ def point_record(cfg: Config, point: Point) -> dict:
         "max_length": cfg.max_length,
         "validation_per_class": cfg.validation_per_class,
         "adaptation": cfg.adaptation.record(point.method),
-        "optimization": {
-            **asdict(cfg.optimization),
-            "learning_rate": point.learning_rate,
-            "weight_decay": point.weight_decay,
-        },
+        "optimization": asdict(schedule(cfg, point)),
     }
 
 
@@ -245,16 +246,15 @@ def run_point(cfg: Config, point: Point) -> Path:
     model_dir = resolve_model_dir(cfg.model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train_set, test_set = Encoded(tokenizer, subset, cfg.max_length), Encoded(tokenizer, test, cfg.max_length)
-    schedule = Optimization(
-        **{**asdict(cfg.optimization), "learning_rate": point.learning_rate, "weight_decay": point.weight_decay}
-    )
 
     torch.manual_seed(point.seed)
     classifier = SequenceClassifier(AutoModel.from_pretrained(model_dir), len(train.classes))
     model = adapt(classifier, point.method, cfg.adaptation, head=classifier.head)
     counts = trainable(model, classifier.head)
-    steps = total_steps(len(train_set), schedule, point.fraction)
-    losses = fit(model, train_set, train_set.collate, _loss, schedule, steps, path, point.seed, cfg.checkpoint_every)
+    steps = total_steps(len(train_set), schedule(cfg, point), point.fraction)
+    losses = fit(
+        model, train_set, train_set.collate, _loss, schedule(cfg, point), steps, path, point.seed, cfg.checkpoint_every
+    )
     predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size)
     results = classification_results(
         predicted, test.labels, len(train_set), len(train.classes), steps, losses, started, counts

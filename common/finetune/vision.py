@@ -17,7 +17,7 @@ Training resumes from the run's checkpoint after a requeue.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,11 @@ def sweep(cfg: Config) -> list[Point]:
     ]
 
 
+def schedule(cfg: Config, point: Point) -> Optimization:
+    """The optimiser settings of a point: the config's, at the point's learning rate and weight decay."""
+    return replace(cfg.optimization, learning_rate=point.learning_rate, weight_decay=point.weight_decay)
+
+
 def point_record(cfg: Config, point: Point) -> dict:
     """What a point's numbers depend on (the data by its root folder and split names)."""
     return {
@@ -178,11 +183,7 @@ def point_record(cfg: Config, point: Point) -> dict:
         "model_kwargs": dict(cfg.model_kwargs),
         "image_size": cfg.image_size,
         "adaptation": cfg.adaptation.record(point.method),
-        "optimization": {
-            **asdict(cfg.optimization),
-            "learning_rate": point.learning_rate,
-            "weight_decay": point.weight_decay,
-        },
+        "optimization": asdict(schedule(cfg, point)),
     }
 
 
@@ -234,10 +235,7 @@ def run_point(cfg: Config, point: Point) -> Path:
     head = backbone.get_classifier()
     model = adapt(backbone, point.method, cfg.adaptation, head=head).to(device)
     counts = trainable(model, head)
-    schedule = Optimization(
-        **{**asdict(cfg.optimization), "learning_rate": point.learning_rate, "weight_decay": point.weight_decay}
-    )
-    steps = total_steps(len(train), schedule, point.fraction)
+    steps = total_steps(len(train), schedule(cfg, point), point.fraction)
 
     def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, labels = batch
@@ -252,7 +250,7 @@ def run_point(cfg: Config, point: Point) -> Path:
         train,
         collate,
         loss_fn,
-        schedule,
+        schedule(cfg, point),
         steps,
         path,
         point.seed,
