@@ -3,7 +3,7 @@ PY = .venv/bin/python
 VENV_STAMP = .venv/.installed
 FIGURES = fig1a fig1b fig2a fig2b
 
-.PHONY: demo paper test figures bench lint adapterhub-check
+.PHONY: demo paper test figures bench gpu-check lint adapterhub-check
 
 # Re-installs only when pyproject.toml is newer than the stamp; otherwise a no-op.
 $(VENV_STAMP): pyproject.toml
@@ -47,7 +47,14 @@ figures: $(VENV_STAMP)
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks.sigmoid_attention_grid
 	$(PY) -m benchmarks.synthetic_grids results_root=$(RECORDS)
+	$(PY) -m benchmarks.synthetic_fitter
 	$(PY) -m benchmarks.moe_attention
+
+# On a machine with a CUDA GPU, the checks only it can run (about 10 minutes): every test marked gpu, then the
+# fitter benchmark with its CPU-against-GPU columns (results/benchmarks/synthetic_fitter.json).
+gpu-check: $(VENV_STAMP)
+	$(PY) -m pytest -m gpu -q
+	$(PY) -m benchmarks.synthetic_fitter loop=false gpu=true
 
 # Our bottleneck adapter against AdapterHub's library (tests/adapters/test_adapterhub.py). The library pins
 # transformers 4.57 and huggingface_hub < 1.0, so it lives in a side environment that shadows those two (and their

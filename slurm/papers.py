@@ -9,6 +9,10 @@ and what one job of its job array (one sweep point) needs:
         module: sigmoid_attention.synthetic
         config: fig1a.yaml
         resources: {gpus_per_node: 0, cpus_per_task: 2, mem_gb: 8, timeout_min: 120}
+        gpu_resources: {gpus_per_node: 1, cpus_per_task: 4, mem_gb: 16, timeout_min: 30}
+
+``gpu_resources`` (optional): what one job needs on a GPU, for an experiment that runs on either (the synthetic
+sweeps: their ``device: auto`` takes the GPU a job is given). ``slurm.submit --gpu`` asks for them.
 """
 
 from dataclasses import dataclass, field
@@ -46,6 +50,11 @@ class Experiment:
     module: str
     config: str  # a file in the paper's configs/ folder
     resources: Resources = field(default_factory=Resources)
+    gpu_resources: Resources | None = None  # what one job needs on a GPU, where it can run on either
+
+    def resources_for(self, gpu: bool) -> Resources:
+        """The job resources: ``gpu_resources`` when a GPU is asked for and the experiment has them."""
+        return self.gpu_resources if gpu and self.gpu_resources is not None else self.resources
 
 
 @dataclass

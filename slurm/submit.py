@@ -1,7 +1,7 @@
 """Submit the pending sweep points of an experiment, or of every experiment of a paper, as job arrays.
 
     python -m slurm.submit MODULE [--config FILE] [key=value ...] [--cluster NAME] [--parallel N] [--dry-run] [--wait]
-    python -m slurm.submit --paper PAPER [--experiments a,b] [--variant paper|smoke] [key=value ...] [--cluster ...]
+    python -m slurm.submit --paper PAPER [--experiments a,b] [--variant paper|smoke] [--gpu] [key=value ...] [...]
 
     python -m slurm.submit sigmoid_attention.synthetic --config sigmoid_attention/configs/fig1a.yaml --dry-run
     python -m slurm.submit --paper sigmoid_attention --variant smoke --cluster localhost --wait
@@ -11,8 +11,9 @@ NAME is `local` (submitit LocalExecutor: subprocesses on this machine, `--parall
 `--cluster`: `local` where `sbatch` is not on PATH, else the profile `default`.
 
 With `--paper`, the experiments and the resources of their jobs come from `<paper>/configs/experiments.yaml`
-(slurm/papers.py); `key=value` overrides apply to every experiment's config. A module submission takes the job
-resources from the profile.
+(slurm/papers.py); `key=value` overrides apply to every experiment's config; `--gpu` takes the manifest's
+`gpu_resources` where an experiment has them (the synthetic sweeps). A module submission takes the job resources
+from the profile.
 
 An experiment module is launchable when it has
 
@@ -260,8 +261,8 @@ def prepare(args: argparse.Namespace) -> list[Launch]:
     if args.paper is None:
         if args.module is None:
             raise SubmitError("name an experiment MODULE or a paper with --paper")
-        if args.experiments is not None or args.variant is not None:
-            raise SubmitError("--experiments and --variant go with --paper, not with a MODULE")
+        if args.experiments is not None or args.variant is not None or args.gpu:
+            raise SubmitError("--experiments, --variant and --gpu go with --paper, not with a MODULE")
         module = import_experiment(args.module)
         cfg = load_config(module.Config, args.config, args.overrides)
         launches = [Launch(args.module, module, cfg, args.config, list(args.overrides), None)]
@@ -279,7 +280,14 @@ def prepare(args: argparse.Namespace) -> list[Launch]:
             except ConfigError as error:
                 raise ConfigError(f"experiment '{args.paper}.{name}': {error}") from None
             launches.append(
-                Launch(f"{args.paper}.{name}", module, cfg, str(path), list(args.overrides), experiment.resources)
+                Launch(
+                    f"{args.paper}.{name}",
+                    module,
+                    cfg,
+                    str(path),
+                    list(args.overrides),
+                    experiment.resources_for(args.gpu),
+                )
             )
     # Experiments may share sweep points (the same fit drawn in two figures): each run dir is computed by one job.
     computed: set[str] = set()
@@ -406,6 +414,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variant", help="with --paper: paper (default) or smoke configs")
     parser.add_argument("--cluster", help="local, debug, or a profile in slurm/clusters/ (default: see above)")
     parser.add_argument("--parallel", type=int, default=1, help="local cluster: jobs that run at once (default 1)")
+    parser.add_argument(
+        "--gpu", action="store_true", help="with --paper: GPU jobs for the experiments whose manifest has gpu_resources"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print what would be submitted, submit nothing")
     parser.add_argument("--wait", action="store_true", help="SLURM: wait for the jobs and report how each ended")
     args = parser.parse_intermixed_args(argv)

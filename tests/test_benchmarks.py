@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from benchmarks import synthetic_grids
 from common.config import ConfigError
@@ -86,3 +87,28 @@ def test_a_childs_peak_memory_is_its_own_not_its_parents():
     code = "from benchmarks.memory import peak_resident_bytes; print(peak_resident_bytes())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 0 < child < 300 * 2**20 and len(held)
+
+
+def test_fitter_benchmark_compares_solvers_on_the_same_samples_and_counts_their_matrices(tmp_path):
+    from benchmarks import synthetic_fitter
+
+    bench = synthetic_fitter.BenchConfig(papers=["softmax_moe_rates"], replicates=2, gpu="false", out_dir=str(tmp_path))
+    record = synthetic_fitter.main(bench)
+    rows = json.loads((tmp_path / "synthetic_fitter.json").read_text())["rows"]
+    assert [(r["config"], r["num_atoms"]) for r in rows] == [("softmax", 4), ("hierarchical", 3)]
+    for row in rows:
+        for solver in ("marquardt", "geodesic"):
+            assert row[solver]["seconds"] > 0 and 1 <= row[solver]["mean_matrices"] and row[solver]["mean_steps"] > 0
+        assert 0 <= row["default_lower"] <= 2 and "cuda" not in row
+    assert rows[0]["loop_seconds"] > 0 and "loop_seconds" not in rows[1]  # the loop runs on the first point only
+    assert record["total_matrices"]["marquardt"] == sum(r["marquardt"]["mean_matrices"] for r in rows)
+
+
+def test_fitter_benchmark_refuses_bad_input_before_any_work():
+    from benchmarks import synthetic_fitter
+
+    with pytest.raises(ConfigError, match="'solvers' = \\['newton'\\] is not allowed"):
+        synthetic_fitter.BenchConfig(solvers=["newton"]).validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="'gpu' = 'true' is not allowed.*no CUDA device"):
+            synthetic_fitter.BenchConfig(gpu="true").validate()

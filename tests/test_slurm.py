@@ -231,6 +231,17 @@ def test_paper_dry_run_lists_every_experiment_with_its_resources(tmp_path, capsy
     assert not (tmp_path / "slurm_logs").exists()
 
 
+def test_paper_dry_run_on_gpus_takes_the_manifests_gpu_resources(tmp_path, profiles, capsys):
+    (profiles / "gpus.yaml").write_text("partition: a100\nmax_gpus_per_node: 8\n")
+    args = ["--paper", "sigmoid_attention", "--experiments", "fig1a,minimax", "--variant", "smoke", "--gpu"]
+    assert submit.main([*args, "--cluster", "gpus", "--dry-run", f"results_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("#SBATCH --gpus-per-node=1") == 2 and out.count("#SBATCH --cpus-per-task=4") == 2
+    assert "#SBATCH --time=120" in out and "#SBATCH --time=60" in out  # each experiment's own limit
+    assert submit.main(["sigmoid_attention.synthetic", "--gpu", "--dry-run", "--cluster", "gpus"]) == 2
+    assert "--gpu go with --paper" in capsys.readouterr().err
+
+
 def test_paper_dry_run_of_chosen_experiments(tmp_path, capsys):
     args = ["--paper", "quadratic_gating", "--experiments", "fig1_monomial,fig1_polynomial_local", "--dry-run"]
     assert submit.main([*args, "--cluster", "localhost", f"results_dir={tmp_path}"]) == 0

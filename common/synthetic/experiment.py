@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache, partial
 
 import numpy as np
@@ -70,11 +70,16 @@ def keep_freed_memory() -> bool:
 
 
 def _symmetric_rank_update(gram: torch.Tensor, jac: torch.Tensor) -> None:
-    """gram[r] += jac[r]^T jac[r] in place, lower triangle only (BLAS syrk: half the flops of a matrix product).
+    """gram[r] += jac[r]^T jac[r] in place, at least the lower triangle (on a CPU, BLAS syrk: half the flops of a
+    matrix product).
 
     gram (k, P, P) and jac (k, c, P) are C-contiguous float64; their transposes are the column-major arrays
-    that BLAS works on, so the lower triangle of gram[r] is the upper triangle BLAS writes.
+    that BLAS works on, so the lower triangle of gram[r] is the upper triangle BLAS writes. On a GPU, one batched
+    matrix product (torch has no batched syrk there).
     """
+    if gram.device.type != "cpu":
+        gram.baddbmm_(jac.transpose(-1, -2), jac)
+        return
     for g, j in zip(gram.numpy(), jac.numpy(), strict=True):
         blas.dsyrk(1.0, j.T, beta=1.0, c=g.T, trans=0, overwrite_c=True)
 
@@ -83,8 +88,9 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
     """The training loss of each replicate and its normal equations, for the fitter.
 
     x (R, n, d); y (R, n) or, for vector outputs, (R, n, q). The loss is mean_i ||f(x_i) - y_i||^2 / q.
-    Returns ``normal_equations(theta, idx, exact=False)`` -> (loss, gradient, Gauss-Newton matrix) and
-    ``loss_fn(theta, idx)``. Loss and gradient use all n rows. The Gauss-Newton matrix 2 J^T J / (m q) uses the
+    Returns ``normal_equations(theta, idx, exact=False)`` -> (loss, gradient, Gauss-Newton matrix), with
+    ``normal_equations.curvature(theta, idx, v)`` -> 2 J^T r''_v / (n q) (the geodesic solver's right-hand side),
+    and ``loss_fn(theta, idx)``. Loss and gradient use all n rows. The Gauss-Newton matrix 2 J^T J / (m q) uses the
     first m = min(gram_rows, n) rows (all rows if gram_rows is None or exact=True): the rows are i.i.d., so
     this is an unbiased estimate of the full matrix at m / n of the cost of the n P^2 product that dominates
     the fit. It only preconditions the steps; the estimator is still the stationary point of the full
@@ -109,15 +115,21 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
         rows = max(1, budget // (k * entries_per_row))
         return [slice(begin, min(begin + rows, stop)) for begin in range(start, stop, rows)]
 
+    def replicates(idx: torch.Tensor) -> torch.Tensor | slice:
+        """idx, or a slice when it names every replicate in order: views of the features, not gathered copies."""
+        return slice(None) if len(idx) == R and bool((idx == torch.arange(R, device=idx.device)).all()) else idx
+
     def block(idx: torch.Tensor, rows: slice):
-        return tuple(f[idx, rows] for f in features)
+        which = replicates(idx)
+        return tuple(f[which, rows] for f in features), y[which, rows]
 
     def loss_fn(theta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         k = len(idx)
         total = theta.new_zeros(k)
         for rows in row_blocks(k, width * q, 0, n):
-            f = model.predict(theta.view(k, *shape), block(idx, rows))
-            total += (f - y[idx, rows]).pow(2).reshape(k, -1).sum(-1)
+            block_features, target = block(idx, rows)
+            f = model.predict(theta.view(k, *shape), block_features)
+            total += (f - target).pow(2).reshape(k, -1).sum(-1)
         return total / (n * q)
 
     def autograd_jacobian(theta: torch.Tensor, block_features: tuple) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,10 +150,10 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
         loss, grad, gram = theta.new_zeros(k), theta.new_zeros(k, *shape), theta.new_zeros(k, P, P)
         blocks = row_blocks(k, P * q, 0, m) + row_blocks(k, width * q, m, n)
         for rows in blocks:
-            block_features = block(idx, rows)
+            block_features, target = block(idx, rows)
             if analytic:
                 sens = model.sensitivities(theta.view(k, *shape), block_features)
-                residual = sens.f - y[idx, rows]
+                residual = sens.f - target
                 grad += model.vector_jacobian(block_features, sens, residual)
                 jac = model.assemble_jacobian(block_features, sens).reshape(k, -1, P) if rows.start < m else None
             elif rows.start < m:
@@ -150,11 +162,11 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
                     jac = jac.reshape(k, -1, P)
                 else:
                     f, jac = autograd_jacobian(theta.view(k, *shape), block_features)
-                residual = f - y[idx, rows]
+                residual = f - target
                 grad += (residual.reshape(k, 1, -1) @ jac).reshape(k, *shape)
             else:  # beyond the Gauss-Newton rows only the gradient is needed: one reverse pass, no Jacobian
                 f, pullback = torch.func.vjp(lambda t, fs=block_features: model.predict(t, fs), theta.view(k, *shape))
-                residual = f - y[idx, rows]
+                residual = f - target
                 grad += pullback(residual)[0]
             loss += residual.pow(2).reshape(k, -1).sum(-1)
             if rows.start < m:
@@ -162,6 +174,28 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
         gram = torch.tril(gram) + torch.tril(gram, -1).transpose(-1, -2)
         return loss / (n * q), 2 * grad.reshape(k, P) / (n * q), 2 * gram / (m * q)
 
+    def curvature(theta: torch.Tensor, idx: torch.Tensor, v: torch.Tensor, h: float = 0.1) -> torch.Tensor:
+        """2 J^T r''_v / (n q) (k, P): the residuals' second derivative along v (k, P), on all rows.
+
+        r''_v = (f(theta + h v) - 2 f(theta) + f(theta - h v)) / h^2, central differences along the step with
+        h = 0.1 as Transtrum and Sethna recommend (exact for residuals quadratic along v; ReLU kinks make any
+        smaller h no better), then one vector-Jacobian product: three forward passes and one reverse pass.
+        """
+        k = len(idx)
+        out = theta.new_zeros(k, *shape)
+        t, dv = theta.view(k, *shape), v.view(k, *shape)
+        for rows in row_blocks(k, width * q * 3, 0, n):
+            fs, _ = block(idx, rows)
+            if analytic:
+                sens = model.sensitivities(t, fs)
+                f0 = sens.f
+            else:
+                f0, pullback = torch.func.vjp(lambda p, fs=fs: model.predict(p, fs), t)
+            second = (model.predict(t + h * dv, fs) - 2 * f0 + model.predict(t - h * dv, fs)) / h**2
+            out += model.vector_jacobian(fs, sens, second) if analytic else pullback(second)[0]
+        return 2 * out.reshape(k, P) / (n * q)
+
+    normal_equations.curvature = curvature
     return normal_equations, loss_fn
 
 
@@ -184,7 +218,7 @@ def mean_squared_error_gradient(model, x: torch.Tensor, y: torch.Tensor, budget:
         k = len(idx)
         if rows is None:
             step = max(1, budget // (k * entries_per_row))
-            every = k == R and bool((idx == torch.arange(R)).all())
+            every = k == R and bool((idx == torch.arange(R, device=idx.device)).all())
             which = slice(None) if every else idx  # all replicates: views, not copies of the features
             blocks = [
                 (tuple(f[which, s : s + step] for f in features), y[which, s : s + step]) for s in range(0, n, step)
@@ -232,15 +266,24 @@ def fit_sample(
         return fit_gradient_descent(gradient, theta0, n, free, fit, shuffles, exact, outputs=y[0, 0].numel())
     normal_equations, loss_fn = least_squares(model, x, y, fit.gram_rows)
     exact = partial(normal_equations, exact=True) if fit.gram_rows is not None and fit.gram_rows < n else None
-    return fit_least_squares(normal_equations, loss_fn, theta0, y[0].numel(), free, fit, exact)
+    return fit_least_squares(
+        normal_equations, loss_fn, theta0, y[0].numel(), free, fit, exact, normal_equations.curvature
+    )
 
 
 def fit_replicates(
-    problem: FitProblem, n: int, seed: int, replicates: Sequence[int], fit: FitConfig
+    problem: FitProblem,
+    n: int,
+    seed: int,
+    replicates: Sequence[int],
+    fit: FitConfig,
+    device: torch.device | str | None = None,
 ) -> tuple[FitResult, torch.Tensor]:
-    """Fit the replicates at sample size n; returns the fit and the initial parameters (R, N, P).
+    """Fit the replicates at sample size n; returns the fit and the initial parameters (R, N, P), on the CPU.
 
-    Each replicate's data, start and (paper protocol) mini-batch order come from streams of (seed, n, r).
+    Each replicate's data, start and (paper protocol) mini-batch order come from streams of (seed, n, r), drawn on
+    the CPU whatever the device, so that a GPU fits the same samples from the same starts. ``device``: where the
+    fit runs (None: the CPU), in float64.
     """
     data_streams = [make_generator(seed, "data", n, r) for r in replicates]
     init_streams = [make_generator(seed, "init", n, r) for r in replicates]
@@ -255,6 +298,10 @@ def fit_replicates(
         generators=init_streams,
         fixed_gate_atom=problem.fixed_gate_atom,
     )
+    if device is not None and torch.device(device) != x.device:
+        x, y, start, free = (t.to(device) for t in (x, y, theta0, free))
+        result = fit_sample(problem.fitted, x, y, start, free, fit, shuffles)
+        return FitResult(**{f.name: getattr(result, f.name).cpu() for f in fields(result)}), theta0
     return fit_sample(problem.fitted, x, y, theta0, free, fit, shuffles), theta0
 
 

@@ -171,12 +171,12 @@ class GroupedMixture(BlockLayout):
         """theta with the group blocks and tied blocks of every atom read from where they are stored."""
         N = theta.shape[-2]
         K = N // self.num_groups
-        index = torch.arange(N)
+        index = torch.arange(N, device=theta.device)
         first, same_in_group0 = index - index % K, index % K
         out = theta.clone()
         outer = slice(self.inner_size, self.params_per_atom - 1)
         out[..., outer] = theta[..., first, outer]
-        tied = self._tied_columns
+        tied = self._tied_columns.to(theta.device)
         out[..., tied] = theta[..., same_in_group0, :][..., tied]
         return out
 

@@ -157,7 +157,7 @@ class LoRAMoE(BlockLayout):
 
         def value_terms(b, a, out_b, out_a, accumulate):  # d f_o / d Z_V[a, b] = g [o = a] X_b, through Z_V = B A
             a_x = torch.einsum("rjtb,rnb->rnjt", a, x)  # (R, n, N, r)
-            eye = torch.eye(d, dtype=x.dtype)[:, None, :, None]  # (o, 1, a, 1)
+            eye = torch.eye(d, dtype=x.dtype, device=x.device)[:, None, :, None]  # (o, 1, a, 1)
             g_b = g[:, :, None, :, None] * b.transpose(-1, -2)[:, None].movedim(-1, 2)  # (R, n, o, N, r): g B[o, t]
             if accumulate:
                 out_b.add_(eye * (g[..., None] * a_x)[:, :, None, :, None, :])

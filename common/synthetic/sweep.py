@@ -28,6 +28,7 @@ from common.synthetic.fitting import FIT_METHODS, FitConfig
 from common.synthetic.models import EXPERTS, GATES, SCORES, MixtureOfExperts
 from common.synthetic.truth import initialise_near_truth, make_generator, sample_ground_truth, sample_inputs
 from common.synthetic.voronoi import VoronoiLoss, losses_for
+from common.training.sweeps import check_device, device_of
 
 # Which true atoms have zero gating parameters (A*, b*, c*) = 0 as drawn:
 REGIMES = {
@@ -81,8 +82,14 @@ class SweepConfig:
     # and {method: paper, batch_size: 64} (mini-batches). Labels (fit_label) must differ.
     other_fits: list[FitConfig] = field(default_factory=list)
     results_dir: str = "results/synthetic"
+    # where the fits run, in float64 (a run setting: not part of a point's record): auto is the first GPU when
+    # one is visible, else the CPU. Samples and starts are drawn on the CPU either way.
+    device: str = "auto"
 
     def validate(self) -> None:
+        check_device(self.device)
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError.invalid("device", self.device, "auto or cpu: no CUDA device is visible here")
         if self.dim < 1:
             raise ConfigError.invalid("dim", self.dim, "a positive integer")
         if self.num_true < 2:
@@ -352,8 +359,9 @@ def best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> 
         scale=cfg.init_scale,
         generators=[make_generator(cfg.truth_seed, "gbar-init")],
     )
-    fit = fit_sample(problem.fitted, x, y, theta0, free, fit)
-    theta = fit.theta[0]
+    device = device_of(cfg.device)
+    fit = fit_sample(problem.fitted, x.to(device), y.to(device), theta0.to(device), free.to(device), fit)
+    theta = fit.theta[0].cpu()
     write_run(
         path,
         record,
@@ -379,8 +387,9 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
         if needs_best_approximation(cfg, curve, point.num_atoms)
         else None
     )
+    device = device_of(cfg.device)
     start = time.perf_counter()
-    fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), fit_cfg)
+    fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), fit_cfg, device)
     seconds = time.perf_counter() - start
     test_x = sample_inputs(cfg.test_size, cfg.dim, make_generator(cfg.seed, "test"))
     losses = cfg.curve_losses(curve)
@@ -395,6 +404,7 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
         "decrement": fit.decrement.numpy(),
         "iterations": fit.iterations.numpy(),
         "converged": fit.converged.numpy(),
+        "gauss_newton_matrices": fit.matrices.numpy(),  # (R, 2): from all n rows, from the gram_rows subsample
         "train_mse_minus_noise": fit.loss.numpy() - cfg.noise_variance,
     }
     summary = {name: float(np.mean(v)) for name, v in metrics.items() if v.ndim == 1}
@@ -404,6 +414,7 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
         "fit": fit_label(fit_cfg),
         "mean": summary,
         "fit_seconds": seconds,
+        "device": str(device),
         "converged": int(fit.converged.sum()),
         "replicates": cfg.replicates,
         "max_grad_norm": float(fit.grad_norm.max()),

@@ -38,13 +38,88 @@ def test_fit_reaches_the_least_squares_estimator_and_recovers_the_truth():
     assert errors[1] < 0.25 and errors[1] < errors[0] / 3, errors  # error ~ n^-1/2: 25x the data, ~5x smaller
 
 
-def test_batched_fit_equals_per_replicate_fits():
+@pytest.mark.parametrize("solver", ["geodesic", "marquardt"])
+def test_batched_fit_equals_per_replicate_fits(solver):
     prob = problem("sigmoid", "gelu")
-    batched, _ = fit_replicates(prob, 800, seed=1, replicates=range(3), fit=FitConfig(max_iter=30))
+    fit = FitConfig(max_iter=30, solver=solver)
+    batched, _ = fit_replicates(prob, 800, seed=1, replicates=range(3), fit=fit)
     for r in range(3):
-        single, _ = fit_replicates(prob, 800, seed=1, replicates=[r], fit=FitConfig(max_iter=30))
+        single, _ = fit_replicates(prob, 800, seed=1, replicates=[r], fit=fit)
         torch.testing.assert_close(single.theta[0], batched.theta[r], rtol=1e-7, atol=1e-9)
         assert single.iterations[0] == batched.iterations[r]
+
+
+# the test problems of this module: each fit's stationary point is locally unique at these sizes
+@pytest.mark.parametrize(
+    ("gate", "expert", "n", "tol"),
+    [("sigmoid", "gelu", 20000, 1e-3), ("softmax", "relu", 20000, 1e-2), ("softmax", "gelu", 20000, 1e-2),
+     ("softmax", "linear", 50000, 1e-2)],
+)  # fmt: skip
+def test_geodesic_and_marquardt_solvers_reach_the_same_estimator(gate, expert, n, tol):
+    """Both stop where the Gauss-Newton decrement g^T H^-1 g, the squared Fisher distance to the estimator of the
+    local quadratic model, is below the rule's tolerance: so the two fits are within sqrt(d1) + sqrt(d2) of each
+    other in that metric, and their losses within (d1 + d2) / 2 of each other: with a factor 2 of slack,
+    because the Gauss-Newton matrix is not the loss's Hessian (the residuals' own curvature). Where a problem
+    has several stationary points near the start (over-specified fits; smaller samples), the two solvers can
+    stop at different ones: e.g. sigmoid gating with GELU experts at n = 5000, replicate 1, where the Marquardt
+    fit ends 1.8e-6 lower."""
+    prob = problem(gate, expert)
+    fits = {
+        solver: fit_replicates(prob, n, 5, range(3), FitConfig(solver=solver, max_iter=200, decrement_tol=tol))[0]
+        for solver in ("geodesic", "marquardt")
+    }
+    geodesic, marquardt = fits["geodesic"], fits["marquardt"]
+    assert geodesic.converged.all() and marquardt.converged.all()
+    normal_equations, _ = least_squares(prob.fitted, *sample(prob, n, seed=5, replicates=3))
+    _, _, gram = normal_equations(marquardt.theta.reshape(3, -1), torch.arange(3))
+    difference = (geodesic.theta - marquardt.theta).reshape(3, -1, 1)
+    distance = (difference.transpose(1, 2) @ gram @ difference)[:, 0, 0]
+    bound = (geodesic.decrement.sqrt() + marquardt.decrement.sqrt()) ** 2
+    assert (distance <= 2 * bound).all(), (distance, bound)
+    assert ((geodesic.loss - marquardt.loss).abs() <= geodesic.decrement + marquardt.decrement).all()
+
+
+def test_geodesic_solver_without_curvature_takes_the_marquardt_steps():
+    """With r''_v = 0 the acceleration vanishes and every decision is Marquardt's: the same iterates, bit for bit."""
+    prob = problem("sigmoid", "gelu")
+    x, y = sample(prob, 600, seed=3, replicates=2)
+    start = (prob.theta_true + 0.1).expand(2, -1, -1).clone()
+    normal_equations, loss_fn = least_squares(prob.fitted, x, y)
+
+    def no_curvature(theta, idx, v):
+        return torch.zeros_like(theta)
+
+    from common.synthetic.fitting import fit_least_squares
+
+    runs = [
+        fit_least_squares(normal_equations, loss_fn, start, 600, cfg=FitConfig(solver=s, max_iter=20), curvature=c)
+        for s, c in (("geodesic", no_curvature), ("marquardt", None))
+    ]
+    assert torch.equal(runs[0].theta, runs[1].theta) and torch.equal(runs[0].iterations, runs[1].iterations)
+    with pytest.raises(ValueError, match="geodesic needs the residuals' curvature"):
+        fit_least_squares(normal_equations, loss_fn, start, 600, cfg=FitConfig(solver="geodesic"))
+
+
+@pytest.mark.parametrize("expert", ["gelu", "relu"])
+def test_curvature_is_the_second_directional_derivative_of_the_residuals(expert):
+    prob = problem("sigmoid", expert)
+    x, y = sample(prob, 400, seed=6, replicates=2)
+    theta = (prob.theta_true + 0.1).expand(2, -1, -1).reshape(2, -1).clone()
+    v = 0.01 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+    normal_equations, _ = least_squares(prob.fitted, x, y, budget=900)  # several row blocks
+    got = normal_equations.curvature(theta, torch.arange(2), v)
+    features = prob.fitted.features(x)
+
+    def f(t):
+        return prob.fitted.predict(t.view(2, prob.fitted.num_atoms, -1), features)
+
+    def along(t):
+        return torch.func.jvp(f, (t,), (v,))[1]
+
+    second = torch.func.jvp(along, (theta,), (v,))[1]  # d^2 f(theta + s v) / ds^2 at s = 0, exactly
+    _, pullback = torch.func.vjp(f, theta)
+    expected = 2 * pullback(second)[0] / 400
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-12)
 
 
 def test_normal_equations_are_the_gauss_newton_system_of_the_training_loss():
@@ -170,7 +245,8 @@ def test_vector_outputs_average_the_loss_over_outputs():
     torch.testing.assert_close(gram, gram1 * (1 + 4) / 2)
 
 
-def test_bounded_fit_stays_in_the_box_and_converges_on_its_face():
+@pytest.mark.parametrize("solver", ["geodesic", "marquardt"])
+def test_bounded_fit_stays_in_the_box_and_converges_on_its_face(solver):
     # a quadratic whose minimiser (3, -3, 0.5) lies partly outside [-1, 1]^3: the bounded fit stops on the face,
     # at the projection (1, -1, 0.5), and counts as converged there (projected Newton decrement)
     target = torch.tensor([[3.0, -3.0, 0.5]], dtype=torch.float64)
@@ -182,15 +258,21 @@ def test_bounded_fit_stays_in_the_box_and_converges_on_its_face():
     def loss_fn(theta, idx):
         return (theta - target).pow(2).sum(-1)
 
+    def curvature(theta, idx, v):  # linear residuals: no curvature
+        return torch.zeros_like(theta)
+
     from common.synthetic.fitting import fit_least_squares
 
+    start = torch.zeros(1, 3, dtype=torch.float64)
     fit = fit_least_squares(
-        normal_equations, loss_fn, torch.zeros(1, 3, dtype=torch.float64), n=10**6, cfg=FitConfig(bound=1.0)
+        normal_equations, loss_fn, start, n=10**6, cfg=FitConfig(bound=1.0, solver=solver), curvature=curvature
     )
     torch.testing.assert_close(fit.theta, torch.tensor([[1.0, -1.0, 0.5]], dtype=torch.float64), atol=1e-4, rtol=0)
     assert fit.converged.all() and fit.grad_norm.item() < 1e-3  # the gradient into the face does not count
     assert fit.theta.abs().max() <= 1.0
-    free = fit_least_squares(normal_equations, loss_fn, torch.zeros(1, 3, dtype=torch.float64), n=10**6)
+    free = fit_least_squares(
+        normal_equations, loss_fn, start, n=10**6, cfg=FitConfig(solver=solver), curvature=curvature
+    )
     torch.testing.assert_close(free.theta, target, atol=1e-4, rtol=0)
 
 
