@@ -1,7 +1,9 @@
 """The least-squares fitter on a fixed set of sweep points: solver against solver, batched against a loop, CPU
 against GPU, in one run.
 
-    python -m benchmarks.synthetic_fitter [papers=[...]] [replicates=8] [max_iter=null] [loop=true] [gpu=auto]
+    python -m benchmarks.synthetic_fitter [papers=[...]] [points=[...]] [n=null] [replicates=8] [max_iter=null]
+                                          [loop=true] [gpu=auto]
+    python -m cProfile -s tottime -m benchmarks.synthetic_fitter points=[0] solvers=[marquardt] loop=false
 
 For every point of ``POINTS`` (one to two per paper, at n = 12,915, the middle of the papers' grids) it fits the
 same ``replicates`` samples from the same starts with each solver of ``solvers`` (``marquardt``, the fitter of the
@@ -12,7 +14,8 @@ the n P^2 product that is a fit's cost) and the final training loss; and per poi
 default solver ended lower than the first one. With ``loop=true`` the first point is also fitted one replicate
 at a time with the default solver (the same optimiser and stopping rule). When a GPU is visible (``gpu=auto``) or
 ``gpu=true``, every point is fitted again on it with the default solver. Writes
-``<out_dir>/synthetic_fitter.json`` and prints a table; times are ratios within this one run.
+``<out_dir>/synthetic_fitter.json`` and prints a table; times are ratios within this one run. ``points`` picks
+points by their index in ``POINTS`` and ``n`` replaces their sample size (e.g. to profile one fit at n = 59,948).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ PAPERS = tuple(dict.fromkeys(point[0] for point in POINTS))
 @dataclass
 class BenchConfig:
     papers: list[str] = field(default_factory=lambda: list(PAPERS))
+    points: list[int] | None = None  # indices into POINTS (None: every point of ``papers``)
+    n: int | None = None  # None: each point's sample size
     solvers: list[str] = field(default_factory=lambda: ["marquardt", "geodesic"])  # the last is "the default"
     replicates: int = 8
     max_iter: int | None = None  # None: each point's config
@@ -60,6 +65,10 @@ class BenchConfig:
             raise ConfigError.invalid("papers", self.papers, f"a non-empty subset of {', '.join(PAPERS)}")
         if not self.solvers or any(s not in SOLVERS for s in self.solvers):
             raise ConfigError.invalid("solvers", self.solvers, f"a non-empty list of {', '.join(SOLVERS)}")
+        if self.points is not None and (not self.points or any(not 0 <= i < len(POINTS) for i in self.points)):
+            raise ConfigError.invalid("points", self.points, f"indices into POINTS, 0 ... {len(POINTS) - 1}")
+        if self.n is not None and self.n <= 0:
+            raise ConfigError.invalid("n", self.n, "a positive sample size, or null")
         if self.replicates <= 0:
             raise ConfigError.invalid("replicates", self.replicates, "a positive integer")
         if self.max_iter is not None and self.max_iter <= 0:
@@ -97,9 +106,10 @@ def main(bench: BenchConfig) -> dict:
     use_gpu = bench.gpu == "true" or (bench.gpu == "auto" and torch.cuda.is_available())
     default = bench.solvers[-1]
     rows = []
-    for paper, stem, curve, num_atoms, n in POINTS:
-        if paper not in bench.papers:
+    for i, (paper, stem, curve, num_atoms, n) in enumerate(POINTS):
+        if paper not in bench.papers or (bench.points is not None and i not in bench.points):
             continue
+        n = bench.n or n
         cfg, problem = point_problem(paper, stem, curve, num_atoms)
         budget = {} if bench.max_iter is None else {"max_iter": bench.max_iter}
         replicates = range(bench.replicates)

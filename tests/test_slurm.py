@@ -273,7 +273,7 @@ def manifest(tmp_path, monkeypatch):
         (["--paper", "hyra", "--variant", "big"], "--variant = 'big' is not allowed: one of paper, smoke"),
         (["--paper", "hyra", "fit.nosuch=1"], "experiment 'hyra.multihead': unknown config key 'fit.nosuch'"),
         (["--paper", "hyra", TOY], "drop MODULE and --config"),
-        ([TOY, "--experiments", "a"], "--experiments and --variant go with --paper"),
+        ([TOY, "--experiments", "a"], "--experiments, --variant and --gpu go with --paper"),
         ([], "name an experiment MODULE or a paper with --paper"),
     ],
 )
