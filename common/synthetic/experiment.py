@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from functools import cache, partial
 
 import numpy as np
@@ -271,19 +271,25 @@ def fit_sample(
     )
 
 
-def fit_replicates(
-    problem: FitProblem,
-    n: int,
-    seed: int,
-    replicates: Sequence[int],
-    fit: FitConfig,
-    device: torch.device | str | None = None,
-) -> tuple[FitResult, torch.Tensor]:
-    """Fit the replicates at sample size n; returns the fit and the initial parameters (R, N, P), on the CPU.
+def same_model(a, b) -> bool:
+    """Whether two models are the same function of the same parameters: same class and equal fields (tensors
+    equal, nested models compared the same way)."""
+    if type(a) is not type(b):
+        return False
+    if is_dataclass(a):
+        return all(same_model(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a, b))
+    if isinstance(a, tuple | list):
+        return len(a) == len(b) and all(same_model(u, v) for u, v in zip(a, b, strict=True))
+    return a == b
 
-    Each replicate's data, start and (paper protocol) mini-batch order come from streams of (seed, n, r), drawn on
-    the CPU whatever the device, so that a GPU fits the same samples from the same starts. ``device``: where the
-    fit runs (None: the CPU), in float64.
+
+def draw_replicates(problem: FitProblem, n: int, seed: int, replicates: Sequence[int]) -> tuple:
+    """Samples x (R, n, d), y, starts (R, N, P), free masks and mini-batch generators of the replicates at size n.
+
+    Each replicate's data, start and (paper protocol) mini-batch order come from streams of (seed, n, r), on the
+    CPU: the same draws whatever device fits them and whichever other points share their program.
     """
     data_streams = [make_generator(seed, "data", n, r) for r in replicates]
     init_streams = [make_generator(seed, "init", n, r) for r in replicates]
@@ -298,11 +304,56 @@ def fit_replicates(
         generators=init_streams,
         fixed_gate_atom=problem.fixed_gate_atom,
     )
+    return x, y, theta0, free, shuffles
+
+
+def fit_replicates(
+    problem: FitProblem,
+    n: int,
+    seed: int,
+    replicates: Sequence[int],
+    fit: FitConfig,
+    device: torch.device | str | None = None,
+) -> tuple[FitResult, torch.Tensor]:
+    """Fit the replicates at sample size n; returns the fit and the initial parameters (R, N, P), on the CPU.
+
+    The replicates' draws are ``draw_replicates``'s. ``device``: where the fit runs (None: the CPU), in float64.
+    """
+    return fit_problems([problem], n, seed, replicates, fit, device)[0]
+
+
+def fit_problems(
+    problems: Sequence[FitProblem],
+    n: int,
+    seed: int,
+    replicates: Sequence[int],
+    fit: FitConfig,
+    device: torch.device | str | None = None,
+) -> list[tuple[FitResult, torch.Tensor]]:
+    """``fit_replicates`` of several problems with one fitted family (e.g. a minimax family's truths) as one
+    program: their replicates are stacked, so that a GPU works on all of them at once. Each problem's result
+    equals its own ``fit_replicates`` (every replicate's fit is independent of the others). Results on the CPU.
+    """
+    fitted = problems[0].fitted
+    if not all(same_model(p.fitted, fitted) for p in problems):
+        raise ValueError("fit_problems: the problems must share their fitted family (fit them one at a time)")
+    draws = [draw_replicates(problem, n, seed, replicates) for problem in problems]
+    x, y, theta0 = (torch.cat([draw[i] for draw in draws]) for i in range(3))
+    free = torch.cat([draw[3].expand_as(draw[2]) for draw in draws])  # each problem's mask, on its replicates
+    shuffles = [g for draw in draws for g in draw[4]]
     if device is not None and torch.device(device) != x.device:
         x, y, start, free = (t.to(device) for t in (x, y, theta0, free))
-        result = fit_sample(problem.fitted, x, y, start, free, fit, shuffles)
-        return FitResult(**{f.name: getattr(result, f.name).cpu() for f in fields(result)}), theta0
-    return fit_sample(problem.fitted, x, y, theta0, free, fit, shuffles), theta0
+    else:
+        start = theta0
+    result = fit_sample(fitted, x, y, start, free, fit, shuffles)
+    R = len(replicates)
+    return [
+        (
+            FitResult(**{f.name: getattr(result, f.name)[i * R : (i + 1) * R].cpu() for f in fields(result)}),
+            theta0[i * R : (i + 1) * R],
+        )
+        for i in range(len(problems))
+    ]
 
 
 def regression_error(

@@ -23,8 +23,8 @@ import torch
 from common.config import ConfigError
 from common.runs import is_done as run_is_done
 from common.runs import read_run, run_dir, write_run
-from common.synthetic.experiment import FitProblem, evaluate, fit_replicates, fit_sample
-from common.synthetic.fitting import FIT_METHODS, FitConfig
+from common.synthetic.experiment import FitProblem, evaluate, fit_problems, fit_sample, same_model
+from common.synthetic.fitting import FIT_METHODS, FitConfig, FitResult
 from common.synthetic.models import EXPERTS, GATES, SCORES, MixtureOfExperts
 from common.synthetic.truth import initialise_near_truth, make_generator, sample_ground_truth, sample_inputs
 from common.synthetic.voronoi import VoronoiLoss, losses_for
@@ -85,9 +85,14 @@ class SweepConfig:
     # where the fits run, in float64 (a run setting: not part of a point's record): auto is the first GPU when
     # one is visible, else the CPU. Samples and starts are drawn on the CPU either way.
     device: str = "auto"
+    # points fitted as one program where they share a sample size, a fit and a fitted family (a minimax family's
+    # truths): null is 1 on a CPU, where stacking gains nothing, and 8 on a GPU, to keep it busy (a run setting)
+    batch_points: int | None = None
 
     def validate(self) -> None:
         check_device(self.device)
+        if self.batch_points is not None and self.batch_points < 1:
+            raise ConfigError.invalid("batch_points", self.batch_points, "a positive number of points, or null")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError.invalid("device", self.device, "auto or cpu: no CUDA device is visible here")
         if self.dim < 1:
@@ -377,20 +382,71 @@ def best_approximation(cfg: SweepConfig, curve: CurveConfig, num_atoms: int) -> 
 
 def run_point(cfg: SweepConfig, point: Point) -> Path:
     """Fit all replicates of one sweep point and write its record (skipped if already written)."""
-    path = point_dir(cfg, point)
-    if run_is_done(path):
-        return path
-    curve, fit_cfg = cfg.curves[point.curve], fits(cfg)[point.fit]
-    problem = fit_problem(cfg, curve, point.num_atoms, fit_cfg)
-    gbar = (
-        best_approximation(cfg, curve, point.num_atoms)
-        if needs_best_approximation(cfg, curve, point.num_atoms)
+    return run_points(cfg, [point])[0]
+
+
+def run_points(cfg: SweepConfig, points: list[Point]) -> list[Path]:
+    """Fit the pending points of ``points`` as one program and write each one's record as ``run_point`` would.
+
+    The points must share their sample size, fit and fitted family (``batches`` groups them); their replicates are
+    stacked, which keeps a GPU busy, and each record equals the one its point alone would give. ``fit_seconds``
+    is the program's time divided among its points (``points_in_program`` says among how many).
+    """
+    paths = [point_dir(cfg, point) for point in points]
+    pending = [point for point, path in zip(points, paths, strict=True) if not run_is_done(path)]
+    if not pending:
+        return paths
+    if len({(p.n, p.fit) for p in pending}) > 1:
+        raise ValueError("run_points: the points must share their sample size and fit")
+    fit_cfg = fits(cfg)[pending[0].fit]
+    problems = [fit_problem(cfg, cfg.curves[p.curve], p.num_atoms, fit_cfg) for p in pending]
+    gbars = [
+        best_approximation(cfg, cfg.curves[p.curve], p.num_atoms)
+        if needs_best_approximation(cfg, cfg.curves[p.curve], p.num_atoms)
         else None
-    )
+        for p in pending
+    ]
     device = device_of(cfg.device)
     start = time.perf_counter()
-    fit, theta0 = fit_replicates(problem, point.n, cfg.seed, range(cfg.replicates), fit_cfg, device)
-    seconds = time.perf_counter() - start
+    fitted = fit_problems(problems, pending[0].n, cfg.seed, range(cfg.replicates), fit_cfg, device)
+    seconds = (time.perf_counter() - start) / len(pending)
+    for point, problem, gbar, (fit, theta0) in zip(pending, problems, gbars, fitted, strict=True):
+        write_point(cfg, point, problem, gbar, fit, theta0, seconds, device, len(pending))
+    return paths
+
+
+def batches(cfg: SweepConfig, points: list[Point]) -> list[list[Point]]:
+    """``points`` in groups of at most ``cfg.batch_points`` (None: 1 on a CPU, where stacking gains nothing, 8 on
+    a GPU) that share their sample size, fit and fitted family, in the order of their first point."""
+    size = cfg.batch_points or (8 if device_of(cfg.device).type == "cuda" else 1)
+    if size == 1:
+        return [[point] for point in points]
+    groups: list[tuple[object, list[Point]]] = []
+    for point in points:
+        model = fit_problem(cfg, cfg.curves[point.curve], point.num_atoms).fitted
+        for (n, fit, other), members in groups:
+            if (n, fit) == (point.n, point.fit) and len(members) < size and same_model(model, other):
+                members.append(point)
+                break
+        else:
+            groups.append(((point.n, point.fit, model), [point]))
+    return [members for _, members in groups]
+
+
+def write_point(
+    cfg: SweepConfig,
+    point: Point,
+    problem: FitProblem,
+    gbar: torch.Tensor | None,
+    fit: FitResult,
+    theta0: torch.Tensor,
+    seconds: float,
+    device: torch.device,
+    in_program: int = 1,
+) -> Path:
+    """Evaluate one point's fits (Voronoi losses, regression errors) and write its record."""
+    path = point_dir(cfg, point)
+    curve, fit_cfg = cfg.curves[point.curve], fits(cfg)[point.fit]
     test_x = sample_inputs(cfg.test_size, cfg.dim, make_generator(cfg.seed, "test"))
     losses = cfg.curve_losses(curve)
     metrics = evaluate(problem, fit.theta, losses, test_x, gbar)
@@ -415,6 +471,7 @@ def run_point(cfg: SweepConfig, point: Point) -> Path:
         "mean": summary,
         "fit_seconds": seconds,
         "device": str(device),
+        "points_in_program": in_program,
         "converged": int(fit.converged.sum()),
         "replicates": cfg.replicates,
         "max_grad_norm": float(fit.grad_norm.max()),
@@ -435,5 +492,5 @@ def main(cfg: SweepConfig) -> None:
     points = sweep(cfg)
     pending = [p for p in points if not is_done(cfg, p)]
     print(f"[{cfg.figure}] {len(points) - len(pending)} of {len(points)} points already done", flush=True)
-    for point in pending:
-        run_point(cfg, point)
+    for group in batches(cfg, pending):
+        run_points(cfg, group)

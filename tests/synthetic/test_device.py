@@ -1,5 +1,5 @@
-"""The synthetic engine's device: a run setting that never changes a record's hash, checked before any work, and
-(on a GPU machine) records equal to the CPU's to a stated tolerance."""
+"""The synthetic engine's run settings: the device (never part of a record's hash, checked before any work, and on a
+GPU machine giving records equal to the CPU's to a stated tolerance) and the points fitted as one program."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 
 from common.config import ConfigError, load_config
 from common.runs import read_run
-from common.synthetic.sweep import point_dir, point_record, run_point, sweep
+from common.synthetic.sweep import batches, point_dir, point_record, run_point, sweep
 from sigmoid_attention import synthetic
 
 SMOKE = "sigmoid_attention/configs/fig1a_smoke.yaml"
@@ -55,3 +55,38 @@ def test_a_smoke_grid_on_the_gpu_equals_the_cpu_records(tmp_path):
         curve = cpu.curves[point.curve]
         for name in ("train_loss", "regression_error", curve.loss):
             np.testing.assert_allclose(b["arrays"][name][both], a["arrays"][name][both], rtol=RECORD_RTOL)
+
+
+def test_points_fitted_as_one_program_equal_their_own_fits(tmp_path):
+    """A minimax family's truths share their fitted family: stacked into one program (as on a GPU), each point's
+    record equals the one it gets alone, and only points of one family and one sample size are stacked."""
+    from sigmoid_attention import minimax
+
+    path = "sigmoid_attention/configs/minimax_smoke.yaml"
+    overrides = ["sample_sizes=[300,600]", "replicates=2", "device=cpu"]
+    alone = load_config(minimax.Config, path, [f"results_dir={tmp_path}/alone", "batch_points=1", *overrides])
+    stacked = load_config(minimax.Config, path, [f"results_dir={tmp_path}/stacked", "batch_points=8", *overrides])
+    family = stacked.expanded()
+    groups = batches(family, sweep(family))
+    # two curves (linear, ReLU experts: different fitted families) x two sizes, three splits each
+    assert sorted(len(g) for g in groups) == [3, 3, 3, 3]
+    assert all(len({(p.curve // 3, p.n) for p in g}) == 1 for g in groups)
+    minimax.main(alone)
+    minimax.main(stacked)
+    for point in minimax.sweep(alone):
+        a = read_run(minimax.point_dir(alone, point))
+        b = read_run(minimax.point_dir(stacked, point))
+        assert b["results"]["points_in_program"] == 3 and a["results"]["points_in_program"] == 1
+        for name, value in a["arrays"].items():
+            np.testing.assert_allclose(b["arrays"][name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_fit_problems_refuses_problems_of_two_families(tmp_path):
+    from common.synthetic.experiment import fit_problems
+    from common.synthetic.fitting import FitConfig
+    from common.synthetic.sweep import fit_problem
+
+    cfg = smoke(tmp_path)
+    problems = [fit_problem(cfg, curve, 4) for curve in cfg.curves]  # softmax and sigmoid gates
+    with pytest.raises(ValueError, match="must share their fitted family"):
+        fit_problems(problems, 300, 0, range(2), FitConfig())
