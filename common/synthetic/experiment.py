@@ -371,6 +371,26 @@ def regression_error(
     return (f - f_ref).pow(2).reshape(R, n, -1).sum(-1).mean(-1).sqrt()
 
 
+def _loss_or_undefined(loss: VoronoiLoss, blocks: dict, reference: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A loss's totals (R,) and cell sizes (R, N*), nan for the replicates it is not defined on (``evaluate``)."""
+    try:
+        terms = loss.terms(blocks, reference)
+        return terms["total"], terms["cell_sizes"]
+    except ValueError:
+        pass
+    totals, sizes = [], []
+    for r in range(next(iter(blocks.values())).shape[0]):
+        try:
+            terms = loss.terms({k: v[r : r + 1] for k, v in blocks.items()}, reference)
+            totals.append(terms["total"]), sizes.append(terms["cell_sizes"])
+        except ValueError:
+            totals.append(torch.full((1,), float("nan"), dtype=torch.float64))
+            sizes.append(None)
+    width = next(t.shape[1] for t in sizes if t is not None) if any(t is not None for t in sizes) else 1
+    sizes = [torch.full((1, width), float("nan"), dtype=torch.float64) if t is None else t.double() for t in sizes]
+    return torch.cat(totals), torch.cat(sizes)
+
+
 def evaluate(
     problem: FitProblem,
     theta: torch.Tensor,
@@ -381,7 +401,8 @@ def evaluate(
     """Voronoi losses and regression errors (each (R,)) of fitted parameters theta (R, N, P).
 
     Losses with ``reference == "best_approximation"`` compare with ``best_approximation`` (G-bar, spec Sec. 4.4);
-    where it is None (N = N*), G-bar is G* itself.
+    where it is None (N = N*), G-bar is G* itself. A loss is nan for a replicate whose fit puts more atoms in one
+    cell than the loss has exponents for (QG's rbar(m), m >= 4: a fit far from the truth), and that replicate only.
     """
     fitted = problem.fitted
     out = {"regression_error": regression_error(fitted, theta, problem.truth, problem.theta_true, test_x)}
@@ -391,9 +412,7 @@ def evaluate(
             reference = fitted.blocks(best_approximation)
         else:
             reference = problem.truth.blocks(problem.theta_true)
-        terms = loss.terms(blocks, reference)
-        out[name] = terms["total"]
-        out[f"{name}_cell_sizes"] = terms["cell_sizes"]
+        out[name], out[f"{name}_cell_sizes"] = _loss_or_undefined(loss, blocks, reference)
     if best_approximation is not None:
         out["regression_error_to_best_approximation"] = regression_error(
             fitted, theta, fitted, best_approximation, test_x

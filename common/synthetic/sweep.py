@@ -463,7 +463,10 @@ def write_point(
         "gauss_newton_matrices": fit.matrices.numpy(),  # (R, 2): from all n rows, from the gram_rows subsample
         "train_mse_minus_noise": fit.loss.numpy() - cfg.noise_variance,
     }
-    summary = {name: float(np.mean(v)) for name, v in metrics.items() if v.ndim == 1}
+    # a loss undefined for some replicates (nan: too many atoms in one cell) is averaged over the others
+    summary = {name: float(np.nanmean(v)) if not np.isnan(v).all() else float("nan") for name, v in metrics.items()
+               if v.ndim == 1}  # fmt: skip
+    undefined = {name: int(np.isnan(v).sum()) for name, v in metrics.items() if v.ndim == 1 and np.isnan(v).any()}
     results = {
         "point": asdict(point),
         "curve": asdict(curve),
@@ -476,6 +479,7 @@ def write_point(
         "replicates": cfg.replicates,
         "max_grad_norm": float(fit.grad_norm.max()),
         "mean_train_mse_minus_noise": float(fit.loss.mean() - cfg.noise_variance),
+        **({"undefined_replicates": undefined} if undefined else {}),
     }
     write_run(path, point_record(cfg, point), results, arrays, seed=cfg.seed)
     print(

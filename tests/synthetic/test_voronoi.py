@@ -56,6 +56,31 @@ def test_softmax_l1_refuses_a_cell_whose_rbar_is_unknown():
     assert LOSSES["softmax_l2_r1"].terms(fit, blocks(**TRUE))["cell_sizes"].tolist() == [[4, 1]]
 
 
+def test_a_sweep_records_the_undefined_loss_of_one_replicate_as_nan_and_keeps_the_others():
+    """The fit of one replicate with four atoms in a cell must not cost the point its other replicates' losses."""
+    from common.synthetic.experiment import _loss_or_undefined
+
+    four = blocks(
+        A=[[0.1], [-0.1], [0.2], [-0.2], [4.0]],
+        b=[[0.0], [0.1], [0.0], [0.1], [4.0]],
+        c=[[math.log(0.25)]] * 4 + [[0.5]],
+        alpha=[[1.0]] * 4 + [[-1.0]],
+        beta=[[0.0]] * 5,
+    )
+    three = blocks(  # three atoms in cell 0, two in cell 1
+        A=[[0.1], [-0.1], [0.2], [4.2], [4.0]],
+        b=[[0.0], [0.1], [0.0], [4.1], [4.0]],
+        c=[[math.log(0.3)]] * 3 + [[0.2], [0.1]],
+        alpha=[[1.0]] * 3 + [[-1.0]] * 2,
+        beta=[[0.0]] * 5,
+    )
+    both = {k: torch.cat([three[k], four[k]]) for k in four}  # replicate 0: defined, replicate 1: not
+    totals, sizes = _loss_or_undefined(LOSSES["softmax_l1"], both, blocks(**TRUE))
+    expected = LOSSES["softmax_l1"].terms(three, blocks(**TRUE))
+    assert totals[0].item() == pytest.approx(expected["total"].item()) and math.isnan(totals[1].item())
+    assert sizes[0].tolist() == [3, 2] and all(math.isnan(v) for v in sizes[1].tolist())
+
+
 def test_empty_cell_counts_its_whole_true_mass():
     # both fitted atoms are nearest to true atom 0: cell 1 is empty
     fit = blocks(A=[[0.0], [0.1]], b=[[0.0], [0.0]], c=[[0.0], [0.0]], alpha=[[1.0], [1.0]], beta=[[0.0], [0.0]])
