@@ -49,6 +49,7 @@ from submitit.helpers import Checkpointable
 from submitit.slurm.slurm import _make_sbatch_string
 
 from common.config import ConfigError, add_config_arguments, load_config
+from common.experiment import Experiment
 from slurm import jobs, papers
 from slurm.papers import Resources
 
@@ -132,7 +133,7 @@ class PointJob(Checkpointable):
         self.module_name = module_name
 
     def __call__(self, cfg: Any, point: Any) -> Path:
-        return importlib.import_module(self.module_name).run_point(cfg, point)
+        return import_experiment(self.module_name).run_point(cfg, point)
 
 
 @dataclass
@@ -140,7 +141,7 @@ class Launch:
     """One experiment to submit as one job array: its config, its pending points, and their resources."""
 
     name: str  # <paper>.<experiment>, or the module name
-    module: ModuleType
+    module: ModuleType | type[Experiment]  # the experiment: its Experiment subclass or its module
     cfg: Any
     config_file: str | None
     overrides: list[str]
@@ -158,12 +159,16 @@ class Launch:
         return Path(getattr(self.cfg, "results_dir", DEFAULT_RESULTS_DIR)) / "slurm_logs"
 
 
-def import_experiment(name: str) -> ModuleType:
-    """The experiment module `name`, checked to follow the launcher's contract."""
+def import_experiment(name: str) -> ModuleType | type[Experiment]:
+    """The experiment of module `name`: its registered `Experiment` subclass (the module's `EXPERIMENT`), or the
+    module itself where it still follows the module contract (checked)."""
     try:
         module = importlib.import_module(name)
     except ImportError as error:
         raise SubmitError(f"experiment module '{name}' cannot be imported: {error}") from error
+    experiment = getattr(module, "EXPERIMENT", None)
+    if isinstance(experiment, type) and issubclass(experiment, Experiment):
+        return experiment
     missing = [attr for attr in EXPERIMENT_CONTRACT if not hasattr(module, attr)]
     if missing:
         raise SubmitError(
@@ -171,6 +176,11 @@ def import_experiment(name: str) -> ModuleType:
             f"a launchable module defines {', '.join(EXPERIMENT_CONTRACT)}"
         )
     return module
+
+
+def module_name(experiment: ModuleType | type[Experiment]) -> str:
+    """The module a job imports to find the experiment again."""
+    return experiment.__name__ if isinstance(experiment, ModuleType) else experiment.__module__
 
 
 def available_clusters() -> list[str]:
@@ -363,7 +373,7 @@ def submit_arrays(
     for chunk in chunks or [[]]:
         record = jobs.Submission(
             experiment=launch.name,
-            module=launch.module.__name__,
+            module=module_name(launch.module),
             config_file=launch.config_file and str(Path(launch.config_file).absolute()),
             overrides=launch.overrides,
             cluster=cluster,
@@ -372,7 +382,7 @@ def submit_arrays(
         )
         if chunk:
             executor = build_executor(cluster, launch, profile)
-            array = executor.map_array(PointJob(launch.module.__name__), [launch.cfg] * len(chunk), chunk)
+            array = executor.map_array(PointJob(module_name(launch.module)), [launch.cfg] * len(chunk), chunk)
             for job, point in zip(array, chunk, strict=True):
                 record.jobs[job.job_id] = repr(point)
                 if repr(point) in launch.run_dirs:
@@ -393,7 +403,7 @@ def run_here(launch: Launch, cluster: str, args: argparse.Namespace) -> int:
     failed = 0
     for start in range(0, len(launch.pending), batch):
         points = launch.pending[start : start + batch]
-        submitted = executor.map_array(PointJob(launch.module.__name__), [launch.cfg] * len(points), points)
+        submitted = executor.map_array(PointJob(module_name(launch.module)), [launch.cfg] * len(points), points)
         errors = {job.job_id: str(job.exception()) for job in submitted}
         failed += report(launch, list(errors), points, errors.get)
     print(f"{len(launch.pending) - failed} of {len(launch.pending)} jobs succeeded; logs in {launch.log_dir}")
@@ -446,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     submitted: list[tuple[Launch, jobs.Submission]] = []
     job_of_run_dir: dict[str, str] = {}
     for launch in launches:
-        print(f"experiment: {launch.name} ({launch.module.__name__}, config {launch.config_file})")
+        print(f"experiment: {launch.name} ({module_name(launch.module)}, config {launch.config_file})")
         print(f"cluster: {cluster}" + (f" ({args.parallel} job(s) at a time)" if cluster == "local" else ""))
         done = len(launch.points) - len(launch.pending) - len(launch.shared)
         shared = f", {len(launch.shared)} of them computed by an experiment above" if launch.shared else ""

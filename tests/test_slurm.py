@@ -43,7 +43,7 @@ def profiles(tmp_path, monkeypatch):
 
 def _done_values(results_dir):
     cfg = toy_experiment.Config(results_dir=str(results_dir))
-    return [point.value for point in toy_experiment.sweep(cfg) if toy_experiment.is_done(cfg, point)]
+    return [point.value for point in toy_experiment.Squares.sweep(cfg) if toy_experiment.Squares.is_done(cfg, point)]
 
 
 def test_debug_runs_every_point_then_skips_them(tmp_path, capsys):
@@ -63,7 +63,7 @@ def test_local_runs_points_in_subprocesses(tmp_path, monkeypatch, capsys):
     args = [TOY, "--cluster", "local", "--parallel", "2", f"results_dir={tmp_path}", "values=[4,5]"]
     assert submit.main(args) == 0
     cfg = toy_experiment.Config(results_dir=str(tmp_path), values=[4.0, 5.0])
-    assert all(toy_experiment.is_done(cfg, point) for point in toy_experiment.sweep(cfg))
+    assert all(toy_experiment.Squares.is_done(cfg, point) for point in toy_experiment.Squares.sweep(cfg))
     assert (tmp_path / "slurm_logs").is_dir()
     assert "2 of 2 jobs succeeded" in capsys.readouterr().out
 
@@ -78,7 +78,7 @@ def test_a_failing_job_is_reported_and_the_others_finish(tmp_path, capsys):
 
 def test_dry_run_lists_pending_points_and_submits_nothing(tmp_path, capsys):
     cfg = toy_experiment.Config(results_dir=str(tmp_path))
-    toy_experiment.run_point(cfg, toy_experiment.Point(1.0))
+    toy_experiment.Squares.run_point(cfg, toy_experiment.Point(1.0))
     assert submit.main([TOY, "--dry-run", "--cluster", "local", f"results_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert "3 in the sweep, 1 finished, 2 pending" in out
@@ -146,7 +146,9 @@ def test_slurm_executor_gets_the_profile_parameters(tmp_path, profiles, monkeypa
         "partition: gpu\ngpus_per_node: 2\ncpus_per_task: 4\nmem_gb: 16\ntimeout_min: 30\naccount: lab\n"
         "array_parallelism: 5\nsignal_delay_s: 120\nsetup: [module load cuda]\nmax_timeouts: 7\n"
     )
-    launch = submit.Launch("toy", toy_experiment, toy_experiment.Config(results_dir=str(tmp_path)), None, [], None)
+    launch = submit.Launch(
+        "toy", toy_experiment.Squares, toy_experiment.Config(results_dir=str(tmp_path)), None, [], None
+    )
     executor = submit.build_executor("mycluster", launch, submit.load_profile("mycluster"))
     parameters = executor.parameters
     assert parameters["partition"] == "gpu" and parameters["account"] == "lab"
@@ -180,7 +182,9 @@ def test_more_points_than_an_array_may_hold_go_into_several_arrays(tmp_path, pro
 
     monkeypatch.setattr(submit, "build_executor", lambda *args: FakeExecutor())
     cfg = toy_experiment.Config(results_dir=str(tmp_path))
-    launch = submit.Launch("toy", toy_experiment, cfg, None, [], None, pending=toy_experiment.sweep(cfg))
+    launch = submit.Launch(
+        "toy", toy_experiment.Squares, cfg, None, [], None, pending=toy_experiment.Squares.sweep(cfg)
+    )
     records = submit.submit_arrays(launch, "small", submit.load_profile("small"), {})
     assert [len(points) for points in submitted] == [2, 1] and [r.array_id for r in records] == ["100", "200"]
     assert sorted(p.name for p in (tmp_path / "slurm_logs" / "submissions").iterdir()) == [
@@ -362,7 +366,7 @@ def test_status_reports_done_failed_and_unsubmitted_points(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     results = tmp_path / "results"
     cfg = toy_experiment.Config(results_dir=str(results), values=[1.0, 2.0, 3.0])
-    toy_experiment.run_point(cfg, toy_experiment.Point(1.0))
+    toy_experiment.Squares.run_point(cfg, toy_experiment.Point(1.0))
     log_dir = results / "slurm_logs"
     record = jobs.Submission(
         experiment=TOY,

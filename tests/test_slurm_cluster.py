@@ -165,9 +165,9 @@ def test_a_failing_array_element_is_reported_and_the_others_finish(tmp_path, cap
     assert "FAILED Point(value=2.0)" in err and f"input file {inputs / '2.0.txt'} of point" in err
 
     cfg = load_config(toy_experiment.Config, None, overrides)
-    done = {point.value: toy_experiment.is_done(cfg, point) for point in toy_experiment.sweep(cfg)}
+    done = {point.value: toy_experiment.Squares.is_done(cfg, point) for point in toy_experiment.Squares.sweep(cfg)}
     assert done == {1.0: True, 2.0: False, 3.0: True}
-    assert runs.read_run(toy_experiment.point_dir(cfg, toy_experiment.Point(3.0)))["results"] == {"square": 9.5}
+    assert runs.read_run(toy_experiment.Squares.point_dir(cfg, toy_experiment.Point(3.0)))["results"]["square"] == 9.5
 
     assert status.main(["--results-root", str(tmp_path)]) == 1
     out = capsys.readouterr().out

@@ -1,13 +1,13 @@
-"""A toy experiment following the launcher's module contract, for tests of slurm.submit: it squares numbers.
+"""A toy experiment, an Experiment subclass, for tests of slurm.submit and the contract: it squares numbers.
 
 python -m tests.toy_experiment values=[1,2,3] results_dir=/tmp/toy
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
+from common.experiment import Experiment, register
 
 
 @dataclass
@@ -36,38 +36,34 @@ class Point:
     value: float
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(value) for value in cfg.values]
+@register("toy.squares")
+class Squares(Experiment):
+    """Squares each number of ``values`` (an Experiment subclass: the contract slurm.submit launches)."""
+
+    Config = Config
+    Point = Point
+    axes = ("values",)
+    run_name = "toy"
+
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        """The point alone: failing on purpose and the inputs folder are how a test runs it, not what it computes."""
+        return asdict(point)
+
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device) -> tuple[dict, None]:
+        if point.value == cfg.fail_on:
+            raise RuntimeError(f"toy failure on purpose at value {point.value}")
+        offset = 0.0
+        if cfg.inputs_dir is not None:
+            input_file = Path(cfg.inputs_dir) / f"{point.value}.txt"
+            if not input_file.is_file():
+                raise FileNotFoundError(f"input file {input_file} of point {point} does not exist")
+            offset = float(input_file.read_text())
+        return {"square": point.value**2 + offset}, None
 
 
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, "toy", point)
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    if point.value == cfg.fail_on:
-        raise RuntimeError(f"toy failure on purpose at value {point.value}")
-    offset = 0.0
-    if cfg.inputs_dir is not None:
-        input_file = Path(cfg.inputs_dir) / f"{point.value}.txt"
-        if not input_file.is_file():
-            raise FileNotFoundError(f"input file {input_file} of point {point} does not exist")
-        offset = float(input_file.read_text())
-    return runs.write_run(path, point, {"square": point.value**2 + offset})
-
-
-def main(cfg: Config) -> None:
-    for point in sweep(cfg):
-        if not is_done(cfg, point):
-            run_point(cfg, point)
-
+EXPERIMENT = Squares
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Squares.cli()

@@ -1,0 +1,157 @@
+"""The contract every experiment entry point meets, stated once: an ``Experiment`` subclass, registered by name.
+
+An experiment is a config (a validated dataclass), a point type (one run of its sweep) and ``compute``; the base
+class owns everything else, the same way for every entry point:
+
+    @register("toy.squares")
+    class Squares(Experiment):
+        Config = SquaresConfig      # a dataclass with validate(); its RunSettings fields are never hashed
+        Point = SquarePoint         # a frozen dataclass: one run of the sweep
+        axes = ("values",)          # config fields whose product is the sweep (Point's fields, in order)
+        run_name = "squares"        # runs live in <results_dir>/<run_name>/<hash of the record>
+
+        @classmethod
+        def compute(cls, cfg, point, run_dir, device):
+            return {"square": point.value**2}, None   # results (json), arrays (npz) or None
+
+    if __name__ == "__main__":
+        Squares.cli()
+
+What the base class gives every experiment: ``sweep`` (the product of ``axes``), ``record`` (the point, then the
+config without its run settings and axes: the hashed record, overridable where an older record must keep its
+hash), ``point_dir``, ``is_done``, ``run_point`` (skip if done; seed; time; ``compute``; write the record,
+results last; drop the checkpoint), ``main`` and ``cli``; optional ``check_inputs`` (read by ``slurm.submit``
+before it submits anything) and ``summary`` (one line per computed point). ``slurm.submit`` launches a registered
+experiment by its module (``EXPERIMENT`` names the class) exactly as it launches the older module contract.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from common import runs
+from common.config import cli_config, config_to_dict
+from common.training.sweeps import device_of
+
+REGISTRY: dict[str, type[Experiment]] = {}
+
+
+@dataclass
+class RunSettings:
+    """How and where runs execute, never what they compute: no field of these enters a run's hash. A config
+    that has any of them (by these names) keeps them out of its record."""
+
+    results_dir: str = "results"
+    device: str = "auto"  # auto: the first GPU when one is visible
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    workers: int = 0  # data-loading processes
+    eval_batch_size: int | None = None
+    checkpoint_every: int | None = None  # training steps between checkpoints
+
+
+RUN_SETTINGS = tuple(f.name for f in fields(RunSettings))
+
+
+def register(name: str):
+    """Class decorator: register an Experiment subclass as ``<paper>.<name>``."""
+    paper, _, short = name.partition(".")
+    if not paper or not short or not all(part.isidentifier() for part in (paper, short)):
+        raise ValueError(f"experiment name {name!r} is not allowed: '<paper>.<name>', both identifiers")
+
+    def decorate(cls: type[Experiment]) -> type[Experiment]:
+        if not (isinstance(cls, type) and issubclass(cls, Experiment)):
+            raise TypeError(f"@register({name!r}) decorates Experiment subclasses, not {cls!r}")
+        known = REGISTRY.get(name)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"experiment {name!r} is registered twice: {known.__module__} and {cls.__module__}")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+class Experiment:
+    """An entry point: ``Config``, ``Point``, ``axes``, ``run_name`` and ``compute``; the rest is shared."""
+
+    name: ClassVar[str] = ""  # set by @register
+    Config: ClassVar[type]
+    Point: ClassVar[type]
+    axes: ClassVar[tuple[str, ...]] = ()
+    run_name: ClassVar[str] = "runs"
+
+    # --- what a subclass states --------------------------------------------------------------------
+    @classmethod
+    def compute(cls, cfg: Any, point: Any, run_dir: Path, device: torch.device) -> tuple[dict, dict | None]:
+        """One point's results (json-able) and arrays (numpy, or None). ``run_dir`` exists, for checkpoints."""
+        raise NotImplementedError(f"{cls.__qualname__} does not define compute")
+
+    @classmethod
+    def check_inputs(cls, cfg: Any) -> None:
+        """Raise ConfigError naming a missing or unreadable input; called before any work or submission."""
+
+    @classmethod
+    def summary(cls, point: Any, results: dict) -> str:
+        """One line about a computed point."""
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in results.items() if isinstance(v, float) and k != "seconds")
+        return f"{point}: {shown}"
+
+    # --- the shared contract -----------------------------------------------------------------------
+    @classmethod
+    def sweep(cls, cfg: Any) -> list:
+        """Every point: the product of the ``axes`` fields of the config, in order."""
+        return [cls.Point(*values) for values in itertools.product(*(getattr(cfg, axis) for axis in cls.axes))]
+
+    @classmethod
+    def record(cls, cfg: Any, point: Any) -> dict:
+        """The hashed record of a point: the point, then the config without its run settings and axes."""
+        config = {k: v for k, v in config_to_dict(cfg).items() if k not in RUN_SETTINGS and k not in cls.axes}
+        return {**asdict(point), **config}
+
+    @classmethod
+    def point_dir(cls, cfg: Any, point: Any) -> Path:
+        return runs.run_dir(cfg.results_dir, cls.run_name, cls.record(cfg, point))
+
+    @classmethod
+    def is_done(cls, cfg: Any, point: Any) -> bool:
+        return runs.is_done(cls.point_dir(cfg, point))
+
+    @classmethod
+    def run_point(cls, cfg: Any, point: Any) -> Path:
+        """Compute one point and write its record, results last (nothing if it is done); returns its run dir."""
+        path = cls.point_dir(cfg, point)
+        if runs.is_done(path):
+            return path
+        seed = getattr(point, "seed", getattr(cfg, "seed", None))
+        if seed is not None:
+            torch.manual_seed(seed)
+        device = device_of(getattr(cfg, "device", "cpu"))
+        path.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        results, arrays = cls.compute(cfg, point, path, device)
+        results = {**results, "seconds": time.perf_counter() - start}
+        runs.write_run(path, cls.record(cfg, point), results, arrays, seed=seed, device=str(device))
+        (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def main(cls, cfg: Any) -> None:
+        """Check the inputs, then compute every point not done yet, one line each."""
+        cls.check_inputs(cfg)
+        points = cls.sweep(cfg)
+        for i, point in enumerate(points, start=1):
+            if cls.is_done(cfg, point):
+                continue
+            path = cls.run_point(cfg, point)
+            print(f"[{i}/{len(points)}] {cls.summary(point, runs.read_run(path)['results'])} ({path})", flush=True)
+
+    @classmethod
+    def cli(cls, argv=None) -> None:
+        """``python -m <module> [--config FILE] [key=value ...]``: the config from the command line, then main."""
+        cls.main(cli_config(cls.Config, argv, description=cls.__doc__))
