@@ -19,15 +19,17 @@ class owns everything else, the same way for every entry point:
 
 What the base class gives every experiment: ``sweep`` (the product of ``axes``), ``record`` (the point, then the
 config without its run settings and axes: the hashed record, overridable where an older record must keep its
-hash), ``point_dir``, ``is_done``, ``run_point`` (skip if done; seed; time; ``compute``; write the record,
+hash; ``paths`` fields as absolute paths), ``point_dir``, ``is_done``, ``run_point`` (skip if done; threads; seed;
+time; ``compute``; write the record,
 results last; drop the checkpoint), ``main`` and ``cli``; optional ``check_inputs`` (read by ``slurm.submit``
-before it submits anything) and ``summary`` (one line per computed point). ``slurm.submit`` launches a registered
-experiment by its module (``EXPERIMENT`` names the class) exactly as it launches the older module contract.
+before it submits anything) and ``summary`` (one line per computed point). ``slurm.submit`` launches the experiment
+a module registers (one per module) exactly as it launches the older module contract.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -68,7 +70,9 @@ def register(name: str):
         if not (isinstance(cls, type) and issubclass(cls, Experiment)):
             raise TypeError(f"@register({name!r}) decorates Experiment subclasses, not {cls!r}")
         known = REGISTRY.get(name)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        # the same class again is fine: a module run as __main__ and imported by its name, or reloaded
+        modules = {known.__module__, cls.__module__} - {"__main__"} if known is not None else set()
+        if known is not None and (len(modules) > 1 or known.__qualname__ != cls.__qualname__):
             raise ValueError(f"experiment {name!r} is registered twice: {known.__module__} and {cls.__module__}")
         cls.name = name
         REGISTRY[name] = cls
@@ -85,6 +89,7 @@ class Experiment:
     Point: ClassVar[type]
     axes: ClassVar[tuple[str, ...]] = ()
     run_name: ClassVar[str] = "runs"
+    paths: ClassVar[tuple[str, ...]] = ()  # config fields holding input paths: recorded as absolute paths
 
     # --- what a subclass states --------------------------------------------------------------------
     @classmethod
@@ -112,6 +117,7 @@ class Experiment:
     def record(cls, cfg: Any, point: Any) -> dict:
         """The hashed record of a point: the point, then the config without its run settings and axes."""
         config = {k: v for k, v in config_to_dict(cfg).items() if k not in RUN_SETTINGS and k not in cls.axes}
+        config.update({name: str(Path(getattr(cfg, name)).absolute()) for name in cls.paths})
         return {**asdict(point), **config}
 
     @classmethod
@@ -131,6 +137,8 @@ class Experiment:
         seed = getattr(point, "seed", getattr(cfg, "seed", None))
         if seed is not None:
             torch.manual_seed(seed)
+        if getattr(cfg, "threads", 0):
+            torch.set_num_threads(cfg.threads)
         device = device_of(getattr(cfg, "device", "cpu"))
         path.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -154,4 +162,5 @@ class Experiment:
     @classmethod
     def cli(cls, argv=None) -> None:
         """``python -m <module> [--config FILE] [key=value ...]``: the config from the command line, then main."""
-        cls.main(cli_config(cls.Config, argv, description=cls.__doc__))
+        description = getattr(sys.modules.get(cls.__module__), "__doc__", None) or cls.__doc__
+        cls.main(cli_config(cls.Config, argv, description=description))

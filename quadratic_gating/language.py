@@ -14,23 +14,19 @@ in the MoE models as in the dense one (active parameters match up to the router 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.files import existing_file
+from common.experiment import Experiment, register
 from common.training import sweeps
 from common.training.loop import Optimization, fit
-from common.training.sweeps import finish, run_all
 from quadratic_gating.models import gpt2_moe, moe_aux_loss, next_token_loss, parameter_counts
 
-EXPERIMENT = "language"
 VARIANTS = {"dense": None, "moe_linear": "linear", "moe_quadratic": "quadratic"}
 
 
@@ -58,8 +54,10 @@ class Config:
     )
     checkpoint_every: int = 200
     threads: int = 0
+    device: str = "auto"  # auto: the first GPU when one is visible
 
     def validate(self) -> None:
+        sweeps.check_device(self.device)
         sweeps.check_names("variants", self.variants, list(VARIANTS))
         if not self.text_path:
             raise ConfigError.invalid("text_path", "", "the path of a UTF-8 text file")
@@ -74,24 +72,7 @@ class Point:
     seed: int
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(v, s) for s in cfg.seeds for v in cfg.variants]
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "variants", "seeds", "threads", "checkpoint_every")
-    return sweeps.point_record(point, cfg, omit, paths=["text_path"])
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
-def check_inputs(cfg: Config) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_text(cfg: Config) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(train ids, validation ids, vocabulary) of the text; a text too short for one window of each fails here."""
     text = existing_file(cfg.text_path, "text file").read_text(encoding="utf-8")
     vocabulary = sorted(set(text))
@@ -127,46 +108,53 @@ def build(cfg: Config, variant: str, vocabulary_size: int):
     return gpt2_moe(config, VARIANTS[variant], cfg.experts, cfg.top_k, cfg.dense_ffn // cfg.top_k, cfg.rank)
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    sweeps.set_threads(cfg.threads)
-    started = time.perf_counter()
-    train_ids, val_ids, vocabulary = check_inputs(cfg)
-    torch.manual_seed(point.seed)
-    model = build(cfg, point.variant, len(vocabulary))
+@register("quadratic_gating.language")
+class Language(Experiment):
+    """Each variant trained from each seed; the validation loss in nats per character."""
 
-    def loss_fn(model, batch):
-        return next_token_loss(model, batch) + cfg.aux_weight * moe_aux_loss(model)
+    Config = Config
+    Point = Point
+    axes = ("variants", "seeds")
+    run_name = "language"
+    paths = ("text_path",)
 
-    train = Windows(train_ids, cfg.block_size)
-    losses = fit(
-        model, train, torch.stack, loss_fn, cfg.optimization, cfg.steps, path, point.seed, cfg.checkpoint_every
-    )
-    val = Windows(val_ids, cfg.block_size)
-    starts = np.linspace(0, len(val) - 1, cfg.eval_windows).astype(int)  # fixed, evenly spread windows
-    model.eval()
-    with torch.no_grad():
-        batch = torch.stack([val[int(i)] for i in starts])
-        val_loss = next_token_loss(model, batch).item()
-    counts = parameter_counts(model)
-    results = {
-        "val_loss": val_loss,
-        "train_loss": float(np.mean(losses[-50:])),
-        "active_params": counts["active"],
-        "total_params": counts["total"],
-        "steps": cfg.steps,
-        "seconds": time.perf_counter() - started,
-    }
-    return finish(path, point_record(cfg, point), results, {"losses": np.asarray(losses)}, point.seed)
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_text(cfg)
 
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        train_ids, val_ids, vocabulary = load_text(cfg)
+        torch.manual_seed(point.seed)
+        model = build(cfg, point.variant, len(vocabulary)).to(device)
 
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
-            lambda p, r: f"{p.variant} seed={p.seed}: validation loss {r['val_loss']:.4f}")  # fmt: skip
+        def loss_fn(model, batch):
+            return next_token_loss(model, batch.to(device)) + cfg.aux_weight * moe_aux_loss(model)
+
+        train = Windows(train_ids, cfg.block_size)
+        losses = fit(
+            model, train, torch.stack, loss_fn, cfg.optimization, cfg.steps, run_dir, point.seed, cfg.checkpoint_every
+        )
+        val = Windows(val_ids, cfg.block_size)
+        starts = np.linspace(0, len(val) - 1, cfg.eval_windows).astype(int)  # fixed, evenly spread windows
+        model.eval()
+        with torch.no_grad():
+            batch = torch.stack([val[int(i)] for i in starts]).to(device)
+            val_loss = next_token_loss(model, batch).item()
+        counts = parameter_counts(model)
+        results = {
+            "val_loss": val_loss,
+            "train_loss": float(np.mean(losses[-50:])),
+            "active_params": counts["active"],
+            "total_params": counts["total"],
+            "steps": cfg.steps,
+        }
+        return results, {"losses": np.asarray(losses)}
+
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        return f"{point.variant} seed={point.seed}: validation loss {results['val_loss']:.4f}"
 
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Language.cli()

@@ -49,7 +49,7 @@ from submitit.helpers import Checkpointable
 from submitit.slurm.slurm import _make_sbatch_string
 
 from common.config import ConfigError, add_config_arguments, load_config
-from common.experiment import Experiment
+from common.experiment import REGISTRY, Experiment
 from slurm import jobs, papers
 from slurm.papers import Resources
 
@@ -160,15 +160,18 @@ class Launch:
 
 
 def import_experiment(name: str) -> ModuleType | type[Experiment]:
-    """The experiment of module `name`: its registered `Experiment` subclass (the module's `EXPERIMENT`), or the
-    module itself where it still follows the module contract (checked)."""
+    """The experiment of module `name`: the `Experiment` subclass it registers, or the module itself where it still
+    follows the module contract (checked)."""
     try:
         module = importlib.import_module(name)
     except ImportError as error:
         raise SubmitError(f"experiment module '{name}' cannot be imported: {error}") from error
-    experiment = getattr(module, "EXPERIMENT", None)
-    if isinstance(experiment, type) and issubclass(experiment, Experiment):
-        return experiment
+    registered = [cls for cls in REGISTRY.values() if cls.__module__ == module.__name__]
+    if len(registered) > 1:
+        names = ", ".join(cls.name for cls in registered)
+        raise SubmitError(f"experiment module '{name}' registers several experiments ({names}): one per module")
+    if registered:
+        return registered[0]
     missing = [attr for attr in EXPERIMENT_CONTRACT if not hasattr(module, attr)]
     if missing:
         raise SubmitError(

@@ -63,7 +63,5 @@ class Squares(Experiment):
         return {"square": point.value**2 + offset}, None
 
 
-EXPERIMENT = Squares
-
 if __name__ == "__main__":
     Squares.cli()

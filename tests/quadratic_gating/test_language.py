@@ -19,8 +19,10 @@ def config(tmp_path, *overrides):
 
 def test_dense_and_both_moe_routers_train_with_matched_active_parameters(tmp_path):
     cfg = config(tmp_path)
-    language.main(cfg)
-    results = {p.variant: runs.read_run(language.point_dir(cfg, p))["results"] for p in language.sweep(cfg)}
+    language.Language.main(cfg)
+    results = {
+        p.variant: runs.read_run(language.Language.point_dir(cfg, p))["results"] for p in language.Language.sweep(cfg)
+    }
     assert set(results) == {"dense", "moe_linear", "moe_quadratic"}
     for r in results.values():
         assert 0 < r["val_loss"] < 3.5  # below log(vocabulary) = log(14) = 2.64 plus slack: it learned something
@@ -35,9 +37,9 @@ def test_bad_input_names_the_field_or_file(tmp_path):
     with pytest.raises(ConfigError, match="variants"):
         config(tmp_path, "variants=[moe_cosine]")
     with pytest.raises(ConfigError, match="block_size"):
-        language.main(config(tmp_path, "block_size=500"))  # longer than the validation text
+        language.Language.main(config(tmp_path, "block_size=500"))  # longer than the validation text
     with pytest.raises(ConfigError, match="missing.txt"):
-        language.main(config(tmp_path, f"text_path={tmp_path / 'missing.txt'}"))
+        language.Language.main(config(tmp_path, f"text_path={tmp_path / 'missing.txt'}"))
 
 
 def test_tables_put_our_runs_beside_the_paper(tmp_path):
@@ -46,7 +48,7 @@ def test_tables_put_our_runs_beside_the_paper(tmp_path):
     from tests.quadratic_gating.test_timeseries import write_csv
 
     cfg = config(tmp_path, "seeds=[0,1]")
-    language.main(cfg)
+    language.Language.main(cfg)
     csv = write_csv(tmp_path / "ETTh1.csv", rows=14400 + 10)
     series = load_config(timeseries.Config, None, [f"results_dir={cfg.results_dir}", f"csv_path={csv}",
                                                    "dataset=ETTh1", "activations=[identity,tanh]", "seeds=[0]",
