@@ -17,24 +17,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.images import cifar10_dataset, idx_dataset
 from common.data.sampling import per_class_subset
+from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.loop import Optimization, fit, predictions, total_steps
-from common.training.sweeps import check_device, classification_results, device_of, finish, run_all
+from common.training.sweeps import check_device, classification_results
 from quadratic_gating.models import SmallViT
 
-EXPERIMENT = "vision"
 DATASETS = {"cifar10": (32, 3), "fashion_mnist": (28, 1), "mnist": (28, 1)}  # image size, channels
 
 
@@ -90,24 +88,7 @@ class Point:
     seed: int
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(a, s) for s in cfg.seeds for a in cfg.activations]
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "activations", "seeds", "eval_batch_size", "device", "checkpoint_every", "threads")
-    return sweeps.point_record(point, cfg, omit, paths=["data_root"])
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
-def check_inputs(cfg: Config) -> tuple[TensorDataset, TensorDataset]:
+def load_data(cfg: Config) -> tuple[TensorDataset, TensorDataset]:
     """The (train, test) sets, read and checked."""
     read = cifar10_dataset if cfg.dataset == "cifar10" else idx_dataset
     return read(cfg.data_root, "train"), read(cfg.data_root, "test")
@@ -144,44 +125,53 @@ def flip_and_crop(images: torch.Tensor, pad: int = 4) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    sweeps.set_threads(cfg.threads)
-    started = time.perf_counter()
-    train, test = check_inputs(cfg)
-    keep = per_class_subset(train.tensors[1].numpy(), cfg.train_fraction, seed=0)  # one subset for every point
-    train = TensorDataset(*(t[torch.from_numpy(keep)] for t in train.tensors))
-    normalise, device = Normalise(train.tensors[0]), device_of(cfg.device)
+@register("quadratic_gating.vision")
+class Vision(Experiment):
+    """Each value activation trained from each seed; top-1 accuracy on the test set."""
 
-    def collate(items):
-        return tuple(t.to(device) for t in normalise(items))
+    Config = Config
+    Point = Point
+    axes = ("activations", "seeds")
+    run_name = "vision"
+    paths = ("data_root",)
 
-    size, channels = DATASETS[cfg.dataset]
-    torch.manual_seed(point.seed)
-    model = SmallViT(size, channels, 10, value_activation=point.activation, **asdict(cfg.model)).to(device)
-    steps = total_steps(len(train), cfg.optimization)
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_data(cfg)
 
-    def loss_fn(model, batch):
-        images, labels = batch
-        if cfg.augment:
-            images = flip_and_crop(images)
-        return torch.nn.functional.cross_entropy(model(images), labels)
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        started = time.perf_counter()
+        train, test = load_data(cfg)
+        keep = per_class_subset(train.tensors[1].numpy(), cfg.train_fraction, seed=0)  # one subset for every point
+        train = TensorDataset(*(t[torch.from_numpy(keep)] for t in train.tensors))
+        normalise = Normalise(train.tensors[0])
 
-    losses = fit(model, train, collate, loss_fn, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every)
-    predicted = predictions(model, test, collate, lambda m, b: m(b[0]).argmax(-1), cfg.eval_batch_size)
-    counts = {"parameters": sum(p.numel() for p in model.parameters())}
-    results = classification_results(predicted, test.tensors[1].numpy(), len(train), 10, steps, losses, started, counts)
-    return finish(path, point_record(cfg, point), results, {"losses": np.asarray(losses), "predictions": predicted},
-                  point.seed, str(device))  # fmt: skip
+        def collate(items):
+            return tuple(t.to(device) for t in normalise(items))
 
+        size, channels = DATASETS[cfg.dataset]
+        torch.manual_seed(point.seed)
+        model = SmallViT(size, channels, 10, value_activation=point.activation, **asdict(cfg.model)).to(device)
+        steps = total_steps(len(train), cfg.optimization)
 
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
-            lambda p, r: f"{p.activation} seed={p.seed}: top-1 {r['accuracy']:.2f}%")  # fmt: skip
+        def loss_fn(model, batch):
+            images, labels = batch
+            if cfg.augment:
+                images = flip_and_crop(images)
+            return torch.nn.functional.cross_entropy(model(images), labels)
+
+        losses = fit(model, train, collate, loss_fn, cfg.optimization, steps, run_dir, point.seed, cfg.checkpoint_every)
+        predicted = predictions(model, test, collate, lambda m, b: m(b[0]).argmax(-1), cfg.eval_batch_size)
+        counts = {"parameters": sum(p.numel() for p in model.parameters())}
+        labels = test.tensors[1].numpy()
+        results = classification_results(predicted, labels, len(train), 10, steps, losses, started, counts)
+        return results, {"losses": np.asarray(losses), "predictions": predicted}
+
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        return f"{point.activation} seed={point.seed}: top-1 {results['accuracy']:.2f}%"
 
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Vision.cli()

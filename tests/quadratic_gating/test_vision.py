@@ -30,11 +30,11 @@ def test_every_activation_trains_on_fashion_mnist_files(tmp_path):
     cfg = load_config(
         vision.Config, None, [f"results_dir={tmp_path / 'r'}", f"data_root={root}", "model.patch=7", *TINY]
     )
-    vision.main(cfg)
-    for point in vision.sweep(cfg):
-        results = runs.read_run(vision.point_dir(cfg, point))["results"]
+    vision.Vision.main(cfg)
+    for point in vision.Vision.sweep(cfg):
+        results = runs.read_run(vision.Vision.point_dir(cfg, point))["results"]
         assert results["test_examples"] == 20 and results["train_examples"] == 30 and 0 <= results["accuracy"] <= 100
-    assert len(vision.sweep(cfg)) == 6
+    assert len(vision.Vision.sweep(cfg)) == 6
     from quadratic_gating import tables
 
     tables.main(tables.TablesConfig(results_dir=cfg.results_dir, out_dir=str(tmp_path / "tables")))
@@ -56,15 +56,15 @@ def test_cifar10_batches_and_a_training_fraction(tmp_path):
             )
     cfg = load_config(vision.Config, None, [f"results_dir={tmp_path / 'r'}", f"data_root={root}", "dataset=cifar10",
                                             "activations=[tanh]", "train_fraction=0.1", *TINY])  # fmt: skip
-    vision.main(cfg)
-    results = runs.read_run(vision.point_dir(cfg, vision.sweep(cfg)[0]))["results"]
+    vision.Vision.main(cfg)
+    results = runs.read_run(vision.Vision.point_dir(cfg, vision.Vision.sweep(cfg)[0]))["results"]
     assert results["train_examples"] == 10 and results["test_examples"] == 20  # 10 of each class's 10 -> 1 each
     # CaiT-Tiny's layout (patch layers, then class attention with LayerScale), with augmentation
     cait = load_config(vision.Config, None, [f"results_dir={tmp_path / 'c'}", f"data_root={root}", "dataset=cifar10",
                                              "activations=[gelu]", *TINY, "model.class_layers=2",
                                              "model.layer_scale=0.1", "augment=true"])  # fmt: skip
-    vision.main(cait)
-    run = runs.read_run(vision.point_dir(cait, vision.sweep(cait)[0]))
+    vision.Vision.main(cait)
+    run = runs.read_run(vision.Vision.point_dir(cait, vision.Vision.sweep(cait)[0]))
     assert run["config"]["model"]["class_layers"] == 2 and 0 <= run["results"]["accuracy"] <= 100
 
 
@@ -104,4 +104,4 @@ def test_bad_input_names_the_field_or_file(tmp_path):
     with pytest.raises(ConfigError, match="model.patch"):
         load_config(vision.Config, None, ["model.patch=5"])
     with pytest.raises(ConfigError, match="train-images-idx3-ubyte"):
-        vision.main(load_config(vision.Config, None, [f"data_root={tmp_path}", f"results_dir={tmp_path / 'r'}"]))
+        vision.Vision.main(load_config(vision.Config, None, [f"data_root={tmp_path}", f"results_dir={tmp_path / 'r'}"]))
