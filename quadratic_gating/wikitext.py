@@ -18,24 +18,21 @@ cutoffs 20k / 40k / 200k; the Performer's random features are drawn once per run
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.wikitext import wikitext
+from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.loop import Optimization, fit
-from common.training.sweeps import autocast, check_device, device_of, finish, run_all
+from common.training.sweeps import autocast, check_device
 from quadratic_gating.models import TransformerLM
 
-EXPERIMENT = "wikitext"
 LM_NORMALISERS = ("softmax", "performer")
 
 
@@ -91,24 +88,6 @@ class Point:
     seed: int
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(n, a, s) for s in cfg.seeds for n in cfg.normalisers for a in cfg.activations]
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "normalisers", "activations", "seeds", "cache_dir", "eval_batch_size", "device",
-            "checkpoint_every", "threads")  # fmt: skip
-    return sweeps.point_record(point, cfg, omit, ["data"] if Path(cfg.data).is_dir() else [])
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
 class Blocks(torch.utils.data.Dataset):
     """Non-overlapping (block_size + 1)-token windows of one split (consecutive windows share one token)."""
 
@@ -124,7 +103,7 @@ class Blocks(torch.utils.data.Dataset):
         return self.ids[start : start + self.block_size + 1].long()
 
 
-def check_inputs(cfg: Config):
+def load_data(cfg: Config):
     """The tokenised splits (built and cached on the first call) and their windows."""
     data = wikitext(cfg.data, cfg.cache_dir, cfg.subset)
     splits = {split: Blocks(ids, cfg.block_size) for split, ids in data.ids.items()}
@@ -145,47 +124,60 @@ def perplexity(cfg: Config, model: TransformerLM, blocks: Blocks, device: torch.
     return math.exp(total / len(blocks))
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    sweeps.set_threads(cfg.threads)
-    started = time.perf_counter()
-    device = device_of(cfg.device)
-    vocabulary, splits = check_inputs(cfg)
-    torch.manual_seed(point.seed)
-    model = TransformerLM(
-        len(vocabulary), cfg.block_size, cfg.dim, cfg.layers, cfg.heads, cfg.ffn, cfg.dropout, point.normaliser,
-        point.activation, cfg.features, tuple(cfg.cutoffs), cfg.div_value,
-    ).to(device)  # fmt: skip
+@register("quadratic_gating.wikitext")
+class WikiText(Experiment):
+    """Each normaliser and value activation trained from each seed; validation and test perplexity."""
 
-    def loss_fn(model, batch):
-        with autocast(device):
-            return model(batch)
+    Config = Config
+    Point = Point
+    axes = ("normalisers", "activations", "seeds")
+    run_name = "wikitext"
 
-    losses = fit(
-        model, splits["train"], lambda items: torch.stack(items).to(device), loss_fn, cfg.optimization, cfg.steps,
-        path, point.seed, cfg.checkpoint_every,
-    )  # fmt: skip
-    results = {
-        "val_ppl": perplexity(cfg, model, splits["valid"], device),
-        "test_ppl": perplexity(cfg, model, splits["test"], device),
-        "train_loss": float(np.mean(losses[-50:])),
-        "vocabulary": len(vocabulary),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "steps": cfg.steps,
-        "seconds": time.perf_counter() - started,
-    }
-    return finish(path, point_record(cfg, point), results, {"losses": np.asarray(losses)}, point.seed, str(device))
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        """The shared record without the tokenisation cache (where, not what); a local data folder by its absolute
+        path, a hub name as it is."""
+        record = super().record(cfg, point)
+        record.pop("cache_dir")
+        if Path(cfg.data).is_dir():
+            record["data"] = str(Path(cfg.data).absolute())
+        return record
 
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_data(cfg)
 
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(
-        sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
-        lambda p, r: f"{p.normaliser} {p.activation} seed={p.seed}: test perplexity {r['test_ppl']:.2f}",
-    )  # fmt: skip
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        vocabulary, splits = load_data(cfg)
+        torch.manual_seed(point.seed)
+        model = TransformerLM(
+            len(vocabulary), cfg.block_size, cfg.dim, cfg.layers, cfg.heads, cfg.ffn, cfg.dropout, point.normaliser,
+            point.activation, cfg.features, tuple(cfg.cutoffs), cfg.div_value,
+        ).to(device)  # fmt: skip
+
+        def loss_fn(model, batch):
+            with autocast(device):
+                return model(batch)
+
+        losses = fit(
+            model, splits["train"], lambda items: torch.stack(items).to(device), loss_fn, cfg.optimization, cfg.steps,
+            run_dir, point.seed, cfg.checkpoint_every,
+        )  # fmt: skip
+        results = {
+            "val_ppl": perplexity(cfg, model, splits["valid"], device),
+            "test_ppl": perplexity(cfg, model, splits["test"], device),
+            "train_loss": float(np.mean(losses[-50:])),
+            "vocabulary": len(vocabulary),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "steps": cfg.steps,
+        }
+        return results, {"losses": np.asarray(losses)}
+
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        return f"{point.normaliser} {point.activation} seed={point.seed}: test perplexity {results['test_ppl']:.2f}"
 
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    WikiText.cli()

@@ -23,19 +23,19 @@ def config(tmp_path, *overrides):
 
 def test_softmax_and_performer_lms_train_with_each_activation(tmp_path):
     cfg = config(tmp_path)
-    wikitext.main(cfg)
-    points = wikitext.sweep(cfg)
+    wikitext.WikiText.main(cfg)
+    points = wikitext.WikiText.sweep(cfg)
     assert {(p.normaliser, p.activation) for p in points} == {
         (n, a) for n in ("softmax", "performer") for a in ("identity", "gelu")
     }
     for point in points:
-        results = runs.read_run(wikitext.point_dir(cfg, point))["results"]
+        results = runs.read_run(wikitext.WikiText.point_dir(cfg, point))["results"]
         # 15 words + <eos>: a uniform guess has perplexity 16
         assert 1 < results["val_ppl"] < 16 and 1 < results["test_ppl"] < 16 and results["vocabulary"] == 16
     again = config(tmp_path, f"results_dir={tmp_path / 'again'}", "normalisers=[performer]", "activations=[gelu]")
-    wikitext.main(again)
-    first = runs.read_run(wikitext.point_dir(cfg, wikitext.Point("performer", "gelu", 0)))["results"]
-    second = runs.read_run(wikitext.point_dir(again, wikitext.Point("performer", "gelu", 0)))["results"]
+    wikitext.WikiText.main(again)
+    first = runs.read_run(wikitext.WikiText.point_dir(cfg, wikitext.Point("performer", "gelu", 0)))["results"]
+    second = runs.read_run(wikitext.WikiText.point_dir(again, wikitext.Point("performer", "gelu", 0)))["results"]
     assert first["test_ppl"] == second["test_ppl"]  # a fixed seed reproduces the run, random features included
 
     from quadratic_gating import tables
@@ -54,6 +54,6 @@ def test_bad_input_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match="heads"):
         config(tmp_path, "heads=3")
     with pytest.raises(ConfigError, match="block_size"):
-        wikitext.main(config(tmp_path, "block_size=5000"))  # a context longer than the data
+        wikitext.WikiText.main(config(tmp_path, "block_size=5000"))  # a context longer than the data
     with pytest.raises(ConfigError, match="data"):
-        wikitext.main(config(tmp_path, f"data={tmp_path / 'nowhere'}", f"cache_dir={tmp_path / 'c2'}"))
+        wikitext.WikiText.main(config(tmp_path, f"data={tmp_path / 'nowhere'}", f"cache_dir={tmp_path / 'c2'}"))
