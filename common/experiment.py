@@ -52,7 +52,7 @@ class RunSettings:
     results_dir: str = "results"
     device: str = "auto"  # auto: the first GPU when one is visible
     threads: int = 0  # torch CPU threads (0: torch's default)
-    workers: int = 0  # data-loading processes
+    num_workers: int = 0  # data-loading processes (torch.utils.data.DataLoader's name)
     eval_batch_size: int | None = None
     checkpoint_every: int | None = None  # training steps between checkpoints
 

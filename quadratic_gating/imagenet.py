@@ -20,7 +20,6 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.vision import image_folder
+from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS, use_value_activation
 from common.training import sweeps
 from common.training.loop import Optimization, fit, predictions, total_steps
-from common.training.sweeps import autocast, check_device, classification_results, device_of, finish, run_all
-
-EXPERIMENT = "imagenet"
+from common.training.sweeps import autocast, check_device, classification_results
 
 
 @dataclass
@@ -95,25 +92,7 @@ class Point:
     seed: int
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(a, s) for s in cfg.seeds for a in cfg.activations]
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "activations", "seeds", "eval_batch_size", "num_workers", "device", "checkpoint_every",
-            "threads")  # fmt: skip
-    return sweeps.point_record(point, cfg, omit, ["data_root"])
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
-def check_inputs(cfg: Config):
+def load_data(cfg: Config):
     """(train, val) image folders with the recipe's transforms; both must have the same classes."""
     from timm.data import create_transform
 
@@ -141,61 +120,69 @@ def build_model(cfg: Config, activation: str, num_classes: int) -> nn.Module:
     return model
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    from timm.data import Mixup
-    from timm.loss import SoftTargetCrossEntropy
+@register("quadratic_gating.imagenet")
+class ImageNet(Experiment):
+    """Each value activation trained from each seed with DeiT's recipe; top-1 accuracy on the validation set."""
 
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    sweeps.set_threads(cfg.threads)
-    started = time.perf_counter()
-    device = device_of(cfg.device)
-    train, val = check_inputs(cfg)
-    torch.manual_seed(point.seed)
-    random.seed(point.seed)  # Mixup / CutMix draw from Python's and NumPy's RNGs
-    np.random.seed(point.seed)
-    model = build_model(cfg, point.activation, train.num_classes).to(device)
-    recipe = cfg.recipe
-    mix = Mixup(
-        mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix, label_smoothing=recipe.label_smoothing,
-        num_classes=train.num_classes,
-    ) if recipe.mixup > 0 or recipe.cutmix > 0 else None  # fmt: skip
-    soft_loss = SoftTargetCrossEntropy()
+    Config = Config
+    Point = Point
+    axes = ("activations", "seeds")
+    run_name = "imagenet"
+    paths = ("data_root",)
 
-    def loss_fn(model, batch):
-        images, labels = (t.to(device, non_blocking=True) for t in batch)
-        if mix is not None and len(images) % 2 == 0:  # timm's Mixup pairs images: an even batch
-            images, targets = mix(images, labels)
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_data(cfg)
+
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        from timm.data import Mixup
+        from timm.loss import SoftTargetCrossEntropy
+
+        started = time.perf_counter()
+        train, val = load_data(cfg)
+        torch.manual_seed(point.seed)
+        random.seed(point.seed)  # Mixup / CutMix draw from Python's and NumPy's RNGs
+        np.random.seed(point.seed)
+        model = build_model(cfg, point.activation, train.num_classes).to(device)
+        recipe = cfg.recipe
+        mix = Mixup(
+            mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix, label_smoothing=recipe.label_smoothing,
+            num_classes=train.num_classes,
+        ) if recipe.mixup > 0 or recipe.cutmix > 0 else None  # fmt: skip
+        soft_loss = SoftTargetCrossEntropy()
+
+        def loss_fn(model, batch):
+            images, labels = (t.to(device, non_blocking=True) for t in batch)
+            if mix is not None and len(images) % 2 == 0:  # timm's Mixup pairs images: an even batch
+                images, targets = mix(images, labels)
+                with autocast(device):
+                    return soft_loss(model(images).float(), targets)
             with autocast(device):
-                return soft_loss(model(images).float(), targets)
-        with autocast(device):
-            return nn.functional.cross_entropy(model(images).float(), labels, label_smoothing=recipe.label_smoothing)
+                logits = model(images).float()
+                return nn.functional.cross_entropy(logits, labels, label_smoothing=recipe.label_smoothing)
 
-    def predict_fn(model, batch):
-        with autocast(device):
-            return model(batch[0].to(device)).argmax(-1)
+        def predict_fn(model, batch):
+            with autocast(device):
+                return model(batch[0].to(device)).argmax(-1)
 
-    steps = total_steps(len(train), cfg.optimization)
-    collate = torch.utils.data.default_collate
-    losses = fit(
-        model, train, collate, loss_fn, cfg.optimization, steps, path, point.seed, cfg.checkpoint_every,
-        num_workers=cfg.num_workers,
-    )  # fmt: skip
-    predicted = predictions(model, val, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
-    counts = {"parameters": sum(p.numel() for p in model.parameters())}
-    results = classification_results(
-        predicted, val.labels, len(train), train.num_classes, steps, losses, started, counts
-    )
-    arrays = {"losses": np.asarray(losses), "predictions": predicted}
-    return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
+        steps = total_steps(len(train), cfg.optimization)
+        collate = torch.utils.data.default_collate
+        losses = fit(
+            model, train, collate, loss_fn, cfg.optimization, steps, run_dir, point.seed, cfg.checkpoint_every,
+            num_workers=cfg.num_workers,
+        )  # fmt: skip
+        predicted = predictions(model, val, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+        counts = {"parameters": sum(p.numel() for p in model.parameters())}
+        results = classification_results(
+            predicted, val.labels, len(train), train.num_classes, steps, losses, started, counts
+        )
+        return results, {"losses": np.asarray(losses), "predictions": predicted}
 
-
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
-            lambda p, r: f"{p.activation} seed={p.seed}: top-1 {r['accuracy']:.2f}%")  # fmt: skip
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        return f"{point.activation} seed={point.seed}: top-1 {results['accuracy']:.2f}%"
 
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    ImageNet.cli()

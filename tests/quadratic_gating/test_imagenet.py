@@ -36,23 +36,23 @@ def config(tmp_path, *overrides):
 
 def test_vit_and_cait_train_with_value_activations_and_reproduce(tmp_path):
     cfg = config(tmp_path, *VIT, "activations=[identity,relu]")
-    imagenet.main(cfg)
-    for point in imagenet.sweep(cfg):
-        results = runs.read_run(imagenet.point_dir(cfg, point))["results"]
+    imagenet.ImageNet.main(cfg)
+    for point in imagenet.ImageNet.sweep(cfg):
+        results = runs.read_run(imagenet.ImageNet.point_dir(cfg, point))["results"]
         assert results["train_examples"] == 12 and results["test_examples"] == 6 and results["classes"] == 3
         assert results["steps"] == 2 * 2  # 2 epochs of ceil(12 / 8) steps
     relu = imagenet.build_model(cfg, "relu", 3)
     assert type(relu.blocks[0].attn.qkv).__name__ == "ActivatedRows"
     again = config(tmp_path, *VIT, "activations=[relu]", f"results_dir={tmp_path / 'again'}")
-    imagenet.main(again)
-    first = runs.read_run(imagenet.point_dir(cfg, imagenet.Point("relu", 0)))
-    second = runs.read_run(imagenet.point_dir(again, imagenet.Point("relu", 0)))
+    imagenet.ImageNet.main(again)
+    first = runs.read_run(imagenet.ImageNet.point_dir(cfg, imagenet.Point("relu", 0)))
+    second = runs.read_run(imagenet.ImageNet.point_dir(again, imagenet.Point("relu", 0)))
     assert (first["arrays"]["losses"] == second["arrays"]["losses"]).all()  # augmentation and Mixup seeded too
 
     cait = config(tmp_path, "model=cait_s24_224", "activations=[gelu]",
                   "model_kwargs={embed_dim: 32, depth: 1, num_heads: 2, img_size: 32, patch_size: 8}")  # fmt: skip
-    imagenet.main(cait)
-    assert runs.is_done(imagenet.point_dir(cait, imagenet.Point("gelu", 0)))
+    imagenet.ImageNet.main(cait)
+    assert runs.is_done(imagenet.ImageNet.point_dir(cait, imagenet.Point("gelu", 0)))
     model = imagenet.build_model(cait, "gelu", 3)
     assert type(model.blocks_token_only[0].attn.v).__name__ == "ActivatedRows"  # the class attention too
 
@@ -69,7 +69,7 @@ def test_bad_input_names_the_field_or_folder(tmp_path):
     with pytest.raises(ConfigError, match="activations"):
         config(tmp_path, "activations=[softplus]")
     with pytest.raises(ConfigError, match="data_root.*'train/'"):
-        imagenet.main(config(tmp_path, *VIT, f"data_root={tmp_path / 'nowhere'}"))
+        imagenet.ImageNet.main(config(tmp_path, *VIT, f"data_root={tmp_path / 'nowhere'}"))
     (tmp_path / "imagenet" / "val" / "n01484850").rename(tmp_path / "imagenet" / "val" / "n09999999")
     with pytest.raises(ConfigError, match="different class folders"):
-        imagenet.main(config(tmp_path, *VIT))
+        imagenet.ImageNet.main(config(tmp_path, *VIT))
