@@ -21,24 +21,21 @@ step, and a warm-up that long leaves no cosine decay. We train 19,073 steps and 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.hellaswag import hellaswag_accuracy, load_hellaswag
 from common.data.lm_shards import ShardWindows, load_tokenizer
+from common.experiment import Experiment, register
 from common.training import sweeps
 from common.training.loop import Optimization, fit
-from common.training.sweeps import autocast, check_device, device_of, finish, run_all
+from common.training.sweeps import autocast, check_device
 from quadratic_gating.models import gpt2_moe, moe_aux_loss, next_token_loss, parameter_counts
 
-EXPERIMENT = "pretrain"
 VARIANTS = {"dense": None, "moe_linear": "linear", "moe_quadratic": "quadratic"}
 DTYPES = ("auto", "float32", "bfloat16")
 
@@ -102,25 +99,7 @@ class Point:
     seed: int
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(v, s) for s in cfg.seeds for v in cfg.variants]
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "variants", "seeds", "eval_batch_size", "device", "checkpoint_every", "threads")
-    paths = ["shards_dir", "hellaswag_path"] if cfg.hellaswag_path else ["shards_dir"]
-    return sweeps.point_record(point, cfg, omit, paths)
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
-def check_inputs(cfg: Config):
+def load_data(cfg: Config):
     """The tokenizer, the train and validation windows and the HellaSwag examples, read and checked."""
     tokenizer = load_tokenizer(cfg.tokenizer)
     train = ShardWindows(cfg.shards_dir, "train", cfg.block_size)
@@ -159,54 +138,64 @@ def validation_loss(cfg: Config, model: torch.nn.Module, val: ShardWindows, devi
     return total / count
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    sweeps.set_threads(cfg.threads)
-    started = time.perf_counter()
-    device = device_of(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-    tokenizer, train, val, examples = check_inputs(cfg)
-    torch.manual_seed(point.seed)
-    model = build(cfg, point.variant, tokenizer.vocab_size).to(device)
+@register("quadratic_gating.pretrain")
+class Pretrain(Experiment):
+    """Each variant pretrained from each seed; validation loss and HellaSwag accuracy."""
 
-    def loss_fn(model, batch):
+    Config = Config
+    Point = Point
+    axes = ("variants", "seeds")
+    run_name = "pretrain"
+
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        """The shared record, with the shards and (when given) HellaSwag by their absolute paths."""
+        record = super().record(cfg, point)
+        for name in ("shards_dir", "hellaswag_path") if cfg.hellaswag_path else ("shards_dir",):
+            record[name] = str(Path(getattr(cfg, name)).absolute())
+        return record
+
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_data(cfg)
+
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+        tokenizer, train, val, examples = load_data(cfg)
+        torch.manual_seed(point.seed)
+        model = build(cfg, point.variant, tokenizer.vocab_size).to(device)
+
+        def loss_fn(model, batch):
+            with autocast(device, cfg.dtype):
+                return next_token_loss(model, batch) + cfg.aux_weight * moe_aux_loss(model)
+
+        losses = fit(
+            model, train, lambda items: torch.stack(items).to(device), loss_fn, cfg.optimization, cfg.steps, run_dir,
+            point.seed, cfg.checkpoint_every, final_lr_fraction=cfg.min_lr / cfg.optimization.learning_rate,
+        )  # fmt: skip
+        val_loss = validation_loss(cfg, model, val, device)
         with autocast(device, cfg.dtype):
-            return next_token_loss(model, batch) + cfg.aux_weight * moe_aux_loss(model)
+            hellaswag = hellaswag_accuracy(model, tokenizer.encode, examples, cfg.block_size) if examples else None
+        counts = parameter_counts(model)
+        results = {
+            "val_loss": val_loss,
+            "hellaswag": hellaswag,
+            "hellaswag_examples": len(examples),
+            "train_loss": float(np.mean(losses[-50:])),
+            "active_params": counts["active"],
+            "total_params": counts["total"],
+            "steps": cfg.steps,
+            "tokens": cfg.steps * cfg.optimization.batch_size * cfg.block_size,
+        }
+        return results, {"losses": np.asarray(losses)}
 
-    losses = fit(
-        model, train, lambda items: torch.stack(items).to(device), loss_fn, cfg.optimization, cfg.steps, path,
-        point.seed, cfg.checkpoint_every, final_lr_fraction=cfg.min_lr / cfg.optimization.learning_rate,
-    )  # fmt: skip
-    val_loss = validation_loss(cfg, model, val, device)
-    with autocast(device, cfg.dtype):
-        hellaswag = hellaswag_accuracy(model, tokenizer.encode, examples, cfg.block_size) if examples else None
-    counts = parameter_counts(model)
-    results = {
-        "val_loss": val_loss,
-        "hellaswag": hellaswag,
-        "hellaswag_examples": len(examples),
-        "train_loss": float(np.mean(losses[-50:])),
-        "active_params": counts["active"],
-        "total_params": counts["total"],
-        "steps": cfg.steps,
-        "tokens": cfg.steps * cfg.optimization.batch_size * cfg.block_size,
-        "seconds": time.perf_counter() - started,
-    }
-    return finish(path, point_record(cfg, point), results, {"losses": np.asarray(losses)}, point.seed, str(device))
-
-
-def summary(point: Point, results: dict) -> str:
-    hellaswag = "" if results["hellaswag"] is None else f", HellaSwag {results['hellaswag']:.2f}%"
-    return f"{point.variant} seed={point.seed}: validation loss {results['val_loss']:.4f}{hellaswag}"
-
-
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(sweep(cfg), partial(is_done, cfg), partial(run_point, cfg), summary)
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        hellaswag = "" if results["hellaswag"] is None else f", HellaSwag {results['hellaswag']:.2f}%"
+        return f"{point.variant} seed={point.seed}: validation loss {results['val_loss']:.4f}{hellaswag}"
 
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Pretrain.cli()

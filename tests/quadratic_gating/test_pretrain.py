@@ -42,8 +42,10 @@ def config(tmp_path, shards, hellaswag, *overrides):
 def test_dense_and_both_moe_variants_train_evaluate_and_reproduce(tmp_path):
     shards, hellaswag = write_inputs(tmp_path)
     cfg = config(tmp_path, shards, hellaswag)
-    pretrain.main(cfg)
-    results = {p.variant: runs.read_run(pretrain.point_dir(cfg, p))["results"] for p in pretrain.sweep(cfg)}
+    pretrain.Pretrain.main(cfg)
+    results = {
+        p.variant: runs.read_run(pretrain.Pretrain.point_dir(cfg, p))["results"] for p in pretrain.Pretrain.sweep(cfg)
+    }
     assert set(results) == {"dense", "moe_linear", "moe_quadratic"}
     for r in results.values():
         assert 0 < r["val_loss"] < 5.6  # log(257) = 5.55: below a uniform guess
@@ -55,15 +57,15 @@ def test_dense_and_both_moe_variants_train_evaluate_and_reproduce(tmp_path):
     two_blocks = config(tmp_path, shards, hellaswag, "layers=2", "moe_every=2")
     model = pretrain.build(two_blocks, "moe_linear", 257)
     assert [type(block.mlp).__name__ for block in model.transformer.h] == ["GPT2MLP", "MoEMLP"]
-    log = (pretrain.point_dir(cfg, pretrain.Point("dense", 0)) / "log.jsonl").read_text().splitlines()
+    log = (pretrain.Pretrain.point_dir(cfg, pretrain.Point("dense", 0)) / "log.jsonl").read_text().splitlines()
     assert json.loads(log[-1])["lr"] == pytest.approx(0.001, rel=0.05)  # the cosine ends at min_lr, not 0
 
     again = config(tmp_path, shards, hellaswag, f"results_dir={tmp_path / 'again'}", "variants=[moe_quadratic]")
-    pretrain.main(again)
-    path = pretrain.point_dir(again, pretrain.Point("moe_quadratic", 0))
+    pretrain.Pretrain.main(again)
+    path = pretrain.Pretrain.point_dir(again, pretrain.Point("moe_quadratic", 0))
     assert runs.read_run(path)["results"]["val_loss"] == results["moe_quadratic"]["val_loss"]  # fixed seed
     written = (path / "results.json").stat().st_mtime_ns
-    pretrain.main(again)  # done: nothing runs again
+    pretrain.Pretrain.main(again)  # done: nothing runs again
     assert (path / "results.json").stat().st_mtime_ns == written
 
     from quadratic_gating import tables
@@ -87,8 +89,8 @@ def test_a_local_byte_level_bpe_tokenizer_writes_and_reads_the_shards(tmp_path):
 
     shards, hellaswag = write_inputs(tmp_path, tokenizer=str(folder))
     cfg = config(tmp_path, shards, hellaswag, f"tokenizer={folder}", "variants=[moe_linear]", "steps=2")
-    pretrain.main(cfg)
-    results = runs.read_run(pretrain.point_dir(cfg, pretrain.Point("moe_linear", 0)))["results"]
+    pretrain.Pretrain.main(cfg)
+    results = runs.read_run(pretrain.Pretrain.point_dir(cfg, pretrain.Point("moe_linear", 0)))["results"]
     assert 0 < results["val_loss"] < 6 and results["hellaswag_examples"] == 4
 
 
@@ -101,16 +103,16 @@ def test_bad_input_names_the_field_or_file(tmp_path):
     with pytest.raises(ConfigError, match="min_lr"):
         config(tmp_path, shards, hellaswag, "min_lr=0.5")
     with pytest.raises(ConfigError, match="no train shards"):
-        pretrain.main(config(tmp_path, tmp_path / "nowhere", hellaswag))
+        pretrain.Pretrain.main(config(tmp_path, tmp_path / "nowhere", hellaswag))
     with pytest.raises(ConfigError, match="block_size"):
-        pretrain.main(config(tmp_path, shards, hellaswag, "block_size=5000"))  # longer than the shards
+        pretrain.Pretrain.main(config(tmp_path, shards, hellaswag, "block_size=5000"))  # longer than the shards
     with pytest.raises(ConfigError, match="missing.jsonl"):
-        pretrain.main(config(tmp_path, shards, tmp_path / "missing.jsonl"))
+        pretrain.Pretrain.main(config(tmp_path, shards, tmp_path / "missing.jsonl"))
     with pytest.raises(ConfigError, match="tokenizer"):
-        pretrain.main(config(tmp_path, shards, hellaswag, f"tokenizer={tmp_path / 'no_tokenizer'}"))
+        pretrain.Pretrain.main(config(tmp_path, shards, hellaswag, f"tokenizer={tmp_path / 'no_tokenizer'}"))
     # shards of one tokenizer read with another: the ids do not fit
     other = tmp_path / "wide"
     lm_shards.write_shards(["x" * 400] * 4, lambda text: [1000] * len(text), 999, other, shard_tokens=500)
     with pytest.raises(ConfigError, match="ids >= 257"):
-        pretrain.main(config(tmp_path, other, hellaswag))
+        pretrain.Pretrain.main(config(tmp_path, other, hellaswag))
     assert not (tmp_path / "r").exists()  # every check ran before any work
