@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +28,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.timeseries import DATASETS, Windows, forecasting_splits, load_dates, load_series, time_features
+from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.checkpoint import Checkpointer
-from common.training.sweeps import check_device, device_of, finish, run_all
+from common.training.sweeps import check_device
 from quadratic_gating.models import ForecastTransformer, PatchTST
 
-EXPERIMENT = "timeseries"
 ARCHITECTURES = ("patchtst", "transformer")
 LR_SCHEDULES = ("type3", "type1", "constant", "tst")
 
@@ -115,27 +113,7 @@ class Point:
     seed: int
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(a, s) for s in cfg.seeds for a in cfg.activations]
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    """The run's settings, without those it does not use (the other model's, pct_start outside the tst schedule)."""
-    unused = ["transformer" if cfg.architecture == "patchtst" else "patchtst"]
-    unused += [] if cfg.lr_schedule == "tst" else ["pct_start"]
-    omit = ("results_dir", "activations", "seeds", "device", "threads", *unused)
-    return sweeps.point_record(point, cfg, omit, ["csv_path"])
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
-def check_inputs(cfg: Config) -> tuple[Windows, Windows, Windows]:
+def load_data(cfg: Config) -> tuple[Windows, Windows, Windows]:
     """Read the CSV and build the splits: a bad file or a window longer than a split fails here."""
     values = load_series(cfg.csv_path, cfg.dataset)
     if cfg.architecture == "patchtst":
@@ -198,85 +176,103 @@ def evaluate(model: torch.nn.Module, windows: Windows, batch_size: int) -> tuple
     return squared / count, absolute / count
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    sweeps.set_threads(cfg.threads)
-    started = time.perf_counter()
-    train, val, test = check_inputs(cfg)
-    device = device_of(cfg.device)
-    torch.manual_seed(point.seed)
-    model = build(cfg, train[0][0].shape[-1], point.activation).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    scheduler = one_cycle(cfg, optimiser, steps_per_epoch) if cfg.lr_schedule == "tst" else None
-    history, best, epoch = [], {"val_mse": float("inf")}, 0
-    with Checkpointer(path, every_steps=1) as checkpointer:
-        state = checkpointer.load()
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
-            epoch, history, best = state["epoch"], state["history"], state["best"]
+@register("quadratic_gating.timeseries")
+class TimeSeries(Experiment):
+    """Each value activation trained from each seed with early stopping; test MSE and MAE of the best epoch."""
 
-        def training_state() -> dict:
-            return {
-                "epoch": epoch,
-                "history": history,
-                "best": best,
-                "model": model.state_dict(),
-                "optimizer": optimiser.state_dict(),
-                "scheduler": None if scheduler is None else scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-            }
+    Config = Config
+    Point = Point
+    axes = ("activations", "seeds")
+    run_name = "timeseries"
+    paths = ("csv_path",)
 
-        while epoch < cfg.epochs and epoch - best.get("epoch", 0) < cfg.patience:
-            if scheduler is None:
-                for group in optimiser.param_groups:
-                    group["lr"] = learning_rate(cfg, epoch)
-            generator = torch.Generator().manual_seed(point.seed * 100_003 + epoch)
-            model.train()
-            losses = []
-            for batch in DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=generator):
-                loss = torch.nn.functional.mse_loss(*forecast(model, batch))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        """The shared record, without the settings the run does not use (the other architecture's; pct_start
+        outside the tst schedule)."""
+        record = super().record(cfg, point)
+        record.pop("transformer" if cfg.architecture == "patchtst" else "patchtst")
+        if cfg.lr_schedule != "tst":
+            record.pop("pct_start")
+        return record
+
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_data(cfg)
+
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        train, val, test = load_data(cfg)
+        torch.manual_seed(point.seed)
+        model = build(cfg, train[0][0].shape[-1], point.activation).to(device)
+        optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        scheduler = one_cycle(cfg, optimiser, steps_per_epoch) if cfg.lr_schedule == "tst" else None
+        history, best, epoch = [], {"val_mse": float("inf")}, 0
+        with Checkpointer(run_dir, every_steps=1) as checkpointer:
+            state = checkpointer.load()
+            if state is not None:
+                model.load_state_dict(state["model"])
+                optimiser.load_state_dict(state["optimizer"])
                 if scheduler is not None:
-                    scheduler.step()
-                losses.append(loss.item())
-            val_mse, _ = evaluate(model, val, cfg.batch_size)
-            epoch += 1
-            history.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "val_mse": val_mse})
-            runs.append_log(path, history[-1])
-            if val_mse < best["val_mse"]:
-                best = {"val_mse": val_mse, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
-            checkpointer.step_done(epoch, training_state)
-    model.load_state_dict(best["model"])
-    test_mse, test_mae = evaluate(model, test, cfg.batch_size)
-    results = {
-        "test_mse": test_mse,
-        "test_mae": test_mae,
-        "best_epoch": best["epoch"],
-        "epochs": epoch,
-        "val_mse": best["val_mse"],
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "seconds": time.perf_counter() - started,
-    }
-    arrays = {name: np.array([h[name] for h in history]) for name in ("train_mse", "val_mse")}
-    return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
+                    scheduler.load_state_dict(state["scheduler"])
+                torch.set_rng_state(state["torch_rng"])
+                if state.get("cuda_rng") is not None and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
+                epoch, history, best = state["epoch"], state["history"], state["best"]
 
+            def training_state() -> dict:
+                return {
+                    "epoch": epoch,
+                    "history": history,
+                    "best": best,
+                    "model": model.state_dict(),
+                    "optimizer": optimiser.state_dict(),
+                    "scheduler": None if scheduler is None else scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                }
 
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(
-        sweep(cfg), partial(is_done, cfg), partial(run_point, cfg),
-        lambda p, r: f"{p.activation} seed={p.seed}: test MSE {r['test_mse']:.4f}, MAE {r['test_mae']:.4f}",
-    )  # fmt: skip
+            while epoch < cfg.epochs and epoch - best.get("epoch", 0) < cfg.patience:
+                if scheduler is None:
+                    for group in optimiser.param_groups:
+                        group["lr"] = learning_rate(cfg, epoch)
+                generator = torch.Generator().manual_seed(point.seed * 100_003 + epoch)
+                model.train()
+                losses = []
+                for batch in DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=generator):
+                    loss = torch.nn.functional.mse_loss(*forecast(model, batch))
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    losses.append(loss.item())
+                val_mse, _ = evaluate(model, val, cfg.batch_size)
+                epoch += 1
+                history.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "val_mse": val_mse})
+                runs.append_log(run_dir, history[-1])
+                if val_mse < best["val_mse"]:
+                    best = {"val_mse": val_mse, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
+                checkpointer.step_done(epoch, training_state)
+        model.load_state_dict(best["model"])
+        test_mse, test_mae = evaluate(model, test, cfg.batch_size)
+        results = {
+            "test_mse": test_mse,
+            "test_mae": test_mae,
+            "best_epoch": best["epoch"],
+            "epochs": epoch,
+            "val_mse": best["val_mse"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        return results, {name: np.array([h[name] for h in history]) for name in ("train_mse", "val_mse")}
+
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        return (
+            f"{point.activation} seed={point.seed}: test MSE {results['test_mse']:.4f}, MAE {results['test_mae']:.4f}"
+        )
 
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    TimeSeries.cli()

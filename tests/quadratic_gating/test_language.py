@@ -53,7 +53,7 @@ def test_tables_put_our_runs_beside_the_paper(tmp_path):
     series = load_config(timeseries.Config, None, [f"results_dir={cfg.results_dir}", f"csv_path={csv}",
                                                    "dataset=ETTh1", "activations=[identity,tanh]", "seeds=[0]",
                                                    *SERIES, "epochs=1"])  # fmt: skip
-    timeseries.main(series)
+    timeseries.TimeSeries.main(series)
     out = tmp_path / "tables"
     tables.main(tables.TablesConfig(results_dir=cfg.results_dir, out_dir=str(out)))
     lm = (out / "table03_language.md").read_text()

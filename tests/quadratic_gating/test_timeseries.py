@@ -34,8 +34,11 @@ def config(tmp_path, *overrides):
 
 def test_every_activation_trains_and_reports_test_mse_and_mae(tmp_path):
     cfg = config(tmp_path, "seeds=[0]")
-    timeseries.main(cfg)
-    results = {p.activation: runs.read_run(timeseries.point_dir(cfg, p))["results"] for p in timeseries.sweep(cfg)}
+    timeseries.TimeSeries.main(cfg)
+    results = {
+        p.activation: runs.read_run(timeseries.TimeSeries.point_dir(cfg, p))["results"]
+        for p in timeseries.TimeSeries.sweep(cfg)
+    }
     assert set(results) == {"identity", "gelu", "relu", "silu", "sigmoid", "tanh"}
     for r in results.values():
         assert 0 < r["test_mse"] < 10 and 0 < r["test_mae"] < 10 and 1 <= r["best_epoch"] <= r["epochs"] <= 3
@@ -43,9 +46,9 @@ def test_every_activation_trains_and_reports_test_mse_and_mae(tmp_path):
 
 def test_the_encoder_decoder_transformer_trains_on_time_features_with_its_own_schedule(tmp_path):
     cfg = config(tmp_path, *TRANSFORMER, "activations=[identity,tanh]", "seeds=[0]")
-    timeseries.main(cfg)
-    for point in timeseries.sweep(cfg):
-        run = runs.read_run(timeseries.point_dir(cfg, point))
+    timeseries.TimeSeries.main(cfg)
+    for point in timeseries.TimeSeries.sweep(cfg):
+        run = runs.read_run(timeseries.TimeSeries.point_dir(cfg, point))
         assert 0 < run["results"]["test_mse"] < 10 and run["config"]["architecture"] == "transformer"
         assert "patchtst" not in run["config"] and run["config"]["transformer"]["label_len"] == 12
     assert [timeseries.learning_rate(cfg, e) for e in range(3)] == [0.003, 0.0015, 0.00075]
@@ -53,15 +56,19 @@ def test_the_encoder_decoder_transformer_trains_on_time_features_with_its_own_sc
     assert [timeseries.learning_rate(patchtst, e) for e in (0, 2, 3, 4)] == pytest.approx(
         [0.003, 0.003, 0.0027, 0.00243]
     )
-    assert "transformer" not in timeseries.point_record(patchtst, timeseries.sweep(patchtst)[0])
+    assert "transformer" not in timeseries.TimeSeries.record(patchtst, timeseries.TimeSeries.sweep(patchtst)[0])
 
 
-@pytest.mark.parametrize("schedule", ["type3", "tst"])
-def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, schedule):
-    overrides = ["activations=[gelu]", "seeds=[1]", f"lr_schedule={schedule}"]
+@pytest.mark.parametrize(
+    ("schedule", "device"), [("type3", "cpu"), ("tst", "cpu"), pytest.param("type3", "cuda", marks=pytest.mark.gpu)]
+)
+def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, schedule, device):
+    """Killed in its second epoch and run again, a point ends with the numbers of an uninterrupted run: on a GPU too,
+    where the dropout masks (PatchTST's 0.3) come from the CUDA generator that the checkpoint saves."""
+    overrides = ["activations=[gelu]", "seeds=[1]", f"lr_schedule={schedule}", f"device={device}"]
     reference = config(tmp_path, *overrides, f"results_dir={tmp_path / 'a'}")
-    timeseries.main(reference)
-    expected = runs.read_run(timeseries.point_dir(reference, timeseries.sweep(reference)[0]))
+    timeseries.TimeSeries.main(reference)
+    expected = runs.read_run(timeseries.TimeSeries.point_dir(reference, timeseries.TimeSeries.sweep(reference)[0]))
     cfg = config(tmp_path, *overrides, f"results_dir={tmp_path / 'b'}")
     real, calls = timeseries.evaluate, {"n": 0}
 
@@ -73,10 +80,10 @@ def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, schedu
 
     monkeypatch.setattr(timeseries, "evaluate", crash_in_epoch_two)
     with pytest.raises(RuntimeError):
-        timeseries.main(cfg)
+        timeseries.TimeSeries.main(cfg)
     monkeypatch.setattr(timeseries, "evaluate", real)
-    timeseries.main(cfg)
-    resumed = runs.read_run(timeseries.point_dir(cfg, timeseries.sweep(cfg)[0]))
+    timeseries.TimeSeries.main(cfg)
+    resumed = runs.read_run(timeseries.TimeSeries.point_dir(cfg, timeseries.TimeSeries.sweep(cfg)[0]))
     assert resumed["results"]["test_mse"] == expected["results"]["test_mse"]
     assert np.array_equal(resumed["arrays"]["val_mse"], expected["arrays"]["val_mse"])
 
@@ -95,8 +102,10 @@ def test_the_one_cycle_schedule_warms_up_then_decays_every_step(tmp_path):
     peak = rates.index(max(rates))
     assert rates[0] == pytest.approx(0.01 / 25) and max(rates) == pytest.approx(0.01) and peak == 9  # 25 % of 40
     assert rates[-1] < 1e-5 and all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :], strict=False))
-    record = timeseries.point_record(cfg, timeseries.sweep(cfg)[0])
-    assert record["pct_start"] == 0.25 and "pct_start" not in timeseries.point_record(config(tmp_path), FIRST_POINT)
+    record = timeseries.TimeSeries.record(cfg, timeseries.TimeSeries.sweep(cfg)[0])
+    assert record["pct_start"] == 0.25 and "pct_start" not in timeseries.TimeSeries.record(
+        config(tmp_path), FIRST_POINT
+    )
     assert timeseries.learning_rate(config(tmp_path, "lr_schedule=constant"), 7) == 0.003
 
 
@@ -112,9 +121,11 @@ def test_bad_input_names_the_field_or_file(tmp_path):
     with pytest.raises(ConfigError, match="pct_start"):
         config(tmp_path, "lr_schedule=tst", "pct_start=1.5")
     with pytest.raises(ConfigError, match="label_len"):
-        timeseries.main(config(tmp_path, *TRANSFORMER, "transformer.label_len=30"))  # longer than the look-back
+        timeseries.TimeSeries.main(
+            config(tmp_path, *TRANSFORMER, "transformer.label_len=30")
+        )  # longer than the look-back
     (tmp_path / "bad.csv").write_text("time,x\n0,1\n")
     with pytest.raises(ConfigError, match="bad.csv.*'date' column"):
-        timeseries.main(config(tmp_path, f"csv_path={tmp_path / 'bad.csv'}"))
+        timeseries.TimeSeries.main(config(tmp_path, f"csv_path={tmp_path / 'bad.csv'}"))
     with pytest.raises(ConfigError, match="lookback \\+ horizon"):
-        timeseries.main(config(tmp_path, "lookback=250"))  # longer than the 210 training rows
+        timeseries.TimeSeries.main(config(tmp_path, "lookback=250"))  # longer than the 210 training rows
