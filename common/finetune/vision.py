@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.vision import (
     FGVC_DATASETS,
     FGVC_SPLITS,
@@ -39,11 +37,11 @@ from common.data.vision import (
     subsample_per_class,
     vtab_dataset,
 )
+from common.experiment import Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
 from common.training.loop import Optimization, fit, predictions, top1, total_steps
-from common.training.sweeps import check_device, classification_results, device_of, finish, run_all
+from common.training.sweeps import check_device, classification_results
 
-EXPERIMENT = "vision"
 BENCHMARKS = {"vtab": (VTAB_TASKS, VTAB_SPLITS), "fgvc": (FGVC_DATASETS, FGVC_SPLITS)}
 DEFAULT_VALIDATION_SPLIT = {"vtab": "val200", "fgvc": "val"}
 DEFAULT_TRAIN_SPLITS = {"vtab": ["train800"], "fgvc": ["train"]}  # with a validation split
@@ -151,48 +149,9 @@ class Point:
     weight_decay: float
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [
-        Point(task, method, fraction, seed, lr, wd)
-        for task in cfg.task_names()
-        for fraction in cfg.fractions
-        for lr in cfg.learning_rates
-        for wd in cfg.weight_decays
-        for seed in cfg.seeds
-        for method in cfg.methods
-    ]
-
-
 def schedule(cfg: Config, point: Point) -> Optimization:
     """The optimiser settings of a point: the config's, at the point's learning rate and weight decay."""
     return replace(cfg.optimization, learning_rate=point.learning_rate, weight_decay=point.weight_decay)
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    """What a point's numbers depend on (the data by its root folder and split names)."""
-    return {
-        **asdict(point),
-        "benchmark": cfg.benchmark,
-        "data_root": str(Path(cfg.data_root).absolute()),
-        "train_splits": cfg.splits(),
-        "validation_split": cfg.val_split(),
-        "eval_split": cfg.eval_split,
-        "model": cfg.model,
-        "pretrained": cfg.pretrained,
-        "checkpoint_path": cfg.checkpoint_path,
-        "model_kwargs": dict(cfg.model_kwargs),
-        "image_size": cfg.image_size,
-        "adaptation": cfg.adaptation.record(point.method),
-        "optimization": asdict(schedule(cfg, point)),
-    }
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
 
 
 def datasets(cfg: Config, task: str) -> tuple[ImageListDataset, ImageListDataset | None, ImageListDataset]:
@@ -205,14 +164,6 @@ def datasets(cfg: Config, task: str) -> tuple[ImageListDataset, ImageListDataset
     return train, validation, read(cfg.data_root, task, cfg.eval_split, transform)
 
 
-def check_inputs(cfg: Config) -> None:
-    """Read every split of every task of the sweep (file layout, labels, images present): bad data fails here."""
-    if not cfg.data_root:
-        raise ConfigError.invalid("data_root", "", f"the root folder of the {cfg.benchmark} data")
-    for task in cfg.task_names():
-        datasets(cfg, task)
-
-
 def build_model(cfg: Config, num_classes: int) -> nn.Module:
     import timm
 
@@ -222,57 +173,89 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
     return timm.create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, **kwargs)
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    started = time.perf_counter()
-    device = device_of(cfg.device)
-    train, validation, test = datasets(cfg, point.task)
-    train = subsample_per_class(train, point.fraction, point.seed)
-    torch.manual_seed(point.seed)
-    backbone = build_model(cfg, train.num_classes)
-    head = backbone.get_classifier()
-    model = adapt(backbone, point.method, cfg.adaptation, head=head).to(device)
-    counts = trainable(model, head)
-    steps = total_steps(len(train), schedule(cfg, point), point.fraction)
+class Finetune(Experiment):
+    """Fine-tuning a timm ViT on VTAB-1K or FGVC: every task, method, fraction, learning rate, weight decay and
+    seed; top-1 accuracy on the evaluation split (and on the validation split that selects the grid point).
+    RepLoRA and HyRA register it under their own names (``replora.vision``, ``hyra.vision``)."""
 
-    def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        images, labels = batch
-        return nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+    Config = Config
+    Point = Point
+    run_name = "vision"
 
-    def predict_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return model(batch[0].to(device)).argmax(-1)
+    @classmethod
+    def sweep(cls, cfg: Config) -> list[Point]:
+        return [
+            Point(task, method, fraction, seed, lr, wd)
+            for task in cfg.task_names()
+            for fraction in cfg.fractions
+            for lr in cfg.learning_rates
+            for wd in cfg.weight_decays
+            for seed in cfg.seeds
+            for method in cfg.methods
+        ]
 
-    collate = torch.utils.data.default_collate
-    losses = fit(
-        model,
-        train,
-        collate,
-        loss_fn,
-        schedule(cfg, point),
-        steps,
-        path,
-        point.seed,
-        cfg.checkpoint_every,
-        num_workers=cfg.num_workers,
-    )
-    predicted = predictions(model, test, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
-    results = classification_results(
-        predicted, test.labels, len(train), train.num_classes, steps, losses, started, counts
-    )
-    arrays = {"losses": np.asarray(losses), "predictions": predicted}
-    if validation is not None:
-        val_predicted = predictions(model, validation, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
-        results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation)}
-        arrays["val_predictions"] = val_predicted
-    return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        """What a point's numbers depend on (the data by its root folder and split names)."""
+        return {
+            **asdict(point),
+            "benchmark": cfg.benchmark,
+            "data_root": str(Path(cfg.data_root).absolute()),
+            "train_splits": cfg.splits(),
+            "validation_split": cfg.val_split(),
+            "eval_split": cfg.eval_split,
+            "model": cfg.model,
+            "pretrained": cfg.pretrained,
+            "checkpoint_path": cfg.checkpoint_path,
+            "model_kwargs": dict(cfg.model_kwargs),
+            "image_size": cfg.image_size,
+            "adaptation": cfg.adaptation.record(point.method),
+            "optimization": asdict(schedule(cfg, point)),
+        }
 
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        """Read every split of every task of the sweep (file layout, labels, images present): bad data fails here."""
+        if not cfg.data_root:
+            raise ConfigError.invalid("data_root", "", f"the root folder of the {cfg.benchmark} data")
+        for task in cfg.task_names():
+            datasets(cfg, task)
 
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(sweep(cfg), partial(is_done, cfg), partial(run_point, cfg), lambda p, r: f"{p}: top-1 {r['accuracy']:.2f}%")
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        started = time.perf_counter()
+        train, validation, test = datasets(cfg, point.task)
+        train = subsample_per_class(train, point.fraction, point.seed)
+        torch.manual_seed(point.seed)
+        backbone = build_model(cfg, train.num_classes)
+        head = backbone.get_classifier()
+        model = adapt(backbone, point.method, cfg.adaptation, head=head).to(device)
+        counts = trainable(model, head)
+        steps = total_steps(len(train), schedule(cfg, point), point.fraction)
 
+        def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            images, labels = batch
+            return nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
 
-if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+        def predict_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            return model(batch[0].to(device)).argmax(-1)
+
+        collate = torch.utils.data.default_collate
+        losses = fit(
+            model, train, collate, loss_fn, schedule(cfg, point), steps, run_dir, point.seed, cfg.checkpoint_every,
+            num_workers=cfg.num_workers,
+        )  # fmt: skip
+        predicted = predictions(model, test, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+        results = classification_results(
+            predicted, test.labels, len(train), train.num_classes, steps, losses, started, counts
+        )
+        arrays = {"losses": np.asarray(losses), "predictions": predicted}
+        if validation is not None:
+            val_predicted = predictions(model, validation, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+            results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation)}
+            arrays["val_predictions"] = val_predicted
+        return results, arrays
+
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        return f"{point}: top-1 {results['accuracy']:.2f}%"

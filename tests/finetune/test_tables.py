@@ -23,7 +23,7 @@ def results(tmp_path_factory):
     (lora, replora, hyra), text classification (lora, hyra; two seeds, two fractions)."""
     root = tmp_path_factory.mktemp("tables")
     results_dir = root / "results"
-    vision.main(
+    vision.Finetune.main(
         load_config(
             vision.Config,
             None,
