@@ -5,10 +5,14 @@
 The implementation is shared with RepLoRA (`common.finetune.commonsense`); see its docstring for the protocol.
 """
 
-from common.config import cli_config
-from common.finetune.commonsense import Config, Point, check_inputs, is_done, main, point_dir, run_point, sweep
+from common.experiment import register
+from common.finetune.commonsense import Finetune
 
-__all__ = ["Config", "Point", "check_inputs", "is_done", "main", "point_dir", "run_point", "sweep"]
+
+@register("hyra.commonsense")
+class Commonsense(Finetune):
+    """HyRA's LLaMA runs: the shared fine-tuning entry point under this paper's name and configs."""
+
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Commonsense.cli()

@@ -18,9 +18,7 @@ changes nothing but the speed.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +27,16 @@ from torch import nn
 
 from common import runs
 from common.adapters import METHODS, merge_adapters
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data import commonsense
 from common.data.sampling import per_class_subset
+from common.experiment import Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
 from common.finetune.selection import check_grid
 from common.training import sweeps
 from common.training.loop import Optimization, fit, total_steps
-from common.training.sweeps import check_device, device_of, finish, run_all
+from common.training.sweeps import check_device
 
-EXPERIMENT = "commonsense"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -103,35 +101,11 @@ class Point:
     weight_decay: float
 
 
-def sweep(cfg: Config) -> list[Point]:
-    grid = [(lr, wd) for lr in cfg.learning_rates for wd in cfg.weight_decays]
-    return [Point(m, f, s, *g) for f in cfg.fractions for g in grid for s in cfg.seeds for m in cfg.methods]
-
-
 def schedule(cfg: Config, point: Point) -> Optimization:
     return replace(cfg.optimization, learning_rate=point.learning_rate, weight_decay=point.weight_decay)
 
 
-def point_record(cfg: Config, point: Point) -> dict:
-    omit = ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every",
-            "learning_rates", "weight_decays", "adaptation", "optimization")  # fmt: skip
-    return {
-        **sweeps.point_record(point, cfg, omit, paths=["data_root"]),
-        "tasks": cfg.task_names(),
-        "adaptation": cfg.adaptation.record(point.method),
-        "optimization": asdict(schedule(cfg, point)),
-    }
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
-
-
-def check_inputs(cfg: Config) -> dict[str, list[dict[str, str]]]:
+def load_data(cfg: Config) -> dict[str, list[dict[str, str]]]:
     """Read the training file and every task's test file (keys, answers): bad data fails before any training.
     Returns {"train": records, "validation": the held-out training records, <task>: records}."""
     if not cfg.data_root:
@@ -228,57 +202,76 @@ def validation_loss(model: nn.Module, tokenizer, records: list[dict[str, str]], 
     return total / max(tokens, 1)
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    started = time.perf_counter()
-    data = check_inputs(cfg)
-    device = device_of(cfg.device)
-    keep = per_class_subset([record["answer"] for record in data["train"]], point.fraction, point.seed)
-    records = [record for record, kept in zip(data["train"], keep, strict=True) if kept]
-    torch.manual_seed(point.seed)
-    model, tokenizer = load_model(cfg, device)
-    features = [commonsense.tokenize_for_training(r, tokenizer, cfg.cutoff_len, cfg.train_on_inputs) for r in records]
-    train = Features(features, tokenizer.pad_token_id, device)
-    # Adapter parameters are made in float32 (peft's too) whatever the backbone's precision, on the CPU: move them.
-    model = adapt(model, point.method, cfg.adaptation).to(device)
-    counts = trainable(model)
-    steps = total_steps(len(train), schedule(cfg, point), point.fraction)
-    losses = fit(
-        model, train, train.collate, _loss, schedule(cfg, point), steps, path, point.seed, cfg.checkpoint_every
-    )
-    val_loss = validation_loss(model, tokenizer, data["validation"], cfg, device) if data["validation"] else None
-    if point.method in METHODS:
-        merge_adapters(model)
-    results, arrays = {}, {"losses": np.asarray(losses)}
-    for task in cfg.task_names():
-        test = data[task][: cfg.max_eval_examples or None]
-        responses = generate(model, tokenizer, test, cfg.eval_batch_size)
-        answers = [r["answer"] for r in test]
-        results[task] = 100.0 * commonsense.accuracy(task, responses, answers)
-        extracted = [commonsense.extract_answer(task, text) for text in responses]
-        arrays[f"correct_{task}"] = np.array([e == a for e, a in zip(extracted, answers, strict=True)])
-        runs.append_log(path, {"task": task, "accuracy": results[task], "examples": len(test)})
-    results = {
-        "accuracy": results,
-        "average": float(np.mean(list(results.values()))),
-        "train_examples": len(train),
-        "steps": steps,
-        "final_loss": float(np.mean(losses[-10:])),
-        "seconds": time.perf_counter() - started,
-        **counts,
-        **({} if val_loss is None else {"val_loss": val_loss, "val_examples": len(data["validation"])}),
-    }
-    return finish(path, point_record(cfg, point), results, arrays, point.seed, str(device))
+class Finetune(Experiment):
+    """Fine-tuning LLaMA on the commonsense mixture: every method, fraction, grid point and seed; accuracy on each
+    task's test set (and the held-out loss that selects the grid point). RepLoRA and HyRA register it under their
+    own names (``replora.commonsense``, ``hyra.commonsense``)."""
 
+    Config = Config
+    Point = Point
+    run_name = "commonsense"
 
-def main(cfg: Config) -> None:
-    check_inputs(cfg)
-    run_all(
-        sweep(cfg), partial(is_done, cfg), partial(run_point, cfg), lambda p, r: f"{p}: average {r['average']:.2f}%"
-    )
+    @classmethod
+    def sweep(cls, cfg: Config) -> list[Point]:
+        grid = [(lr, wd) for lr in cfg.learning_rates for wd in cfg.weight_decays]
+        return [Point(m, f, s, *g) for f in cfg.fractions for g in grid for s in cfg.seeds for m in cfg.methods]
 
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        omit = ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every",
+                "learning_rates", "weight_decays", "adaptation", "optimization")  # fmt: skip
+        return {
+            **sweeps.point_record(point, cfg, omit, paths=["data_root"]),
+            "tasks": cfg.task_names(),
+            "adaptation": cfg.adaptation.record(point.method),
+            "optimization": asdict(schedule(cfg, point)),
+        }
 
-if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_data(cfg)
+
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        data = load_data(cfg)
+        keep = per_class_subset([record["answer"] for record in data["train"]], point.fraction, point.seed)
+        records = [record for record, kept in zip(data["train"], keep, strict=True) if kept]
+        torch.manual_seed(point.seed)
+        model, tokenizer = load_model(cfg, device)
+        features = [
+            commonsense.tokenize_for_training(r, tokenizer, cfg.cutoff_len, cfg.train_on_inputs) for r in records
+        ]
+        train = Features(features, tokenizer.pad_token_id, device)
+        # Adapter parameters are made in float32 (peft's too) whatever the backbone's precision, on the CPU: move them.
+        model = adapt(model, point.method, cfg.adaptation).to(device)
+        counts = trainable(model)
+        steps = total_steps(len(train), schedule(cfg, point), point.fraction)
+        losses = fit(
+            model, train, train.collate, _loss, schedule(cfg, point), steps, run_dir, point.seed, cfg.checkpoint_every
+        )
+        val_loss = validation_loss(model, tokenizer, data["validation"], cfg, device) if data["validation"] else None
+        if point.method in METHODS:
+            merge_adapters(model)
+        results, arrays = {}, {"losses": np.asarray(losses)}
+        for task in cfg.task_names():
+            test = data[task][: cfg.max_eval_examples or None]
+            responses = generate(model, tokenizer, test, cfg.eval_batch_size)
+            answers = [r["answer"] for r in test]
+            results[task] = 100.0 * commonsense.accuracy(task, responses, answers)
+            extracted = [commonsense.extract_answer(task, text) for text in responses]
+            arrays[f"correct_{task}"] = np.array([e == a for e, a in zip(extracted, answers, strict=True)])
+            runs.append_log(run_dir, {"task": task, "accuracy": results[task], "examples": len(test)})
+        results = {
+            "accuracy": results,
+            "average": float(np.mean(list(results.values()))),
+            "train_examples": len(train),
+            "steps": steps,
+            "final_loss": float(np.mean(losses[-10:])),
+            **counts,
+            **({} if val_loss is None else {"val_loss": val_loss, "val_examples": len(data["validation"])}),
+        }
+        return results, arrays
+
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        return f"{point}: average {results['average']:.2f}%"

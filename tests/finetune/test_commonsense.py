@@ -42,16 +42,19 @@ def tiny_config(tmp_path, model_dir, *overrides):
 
 def test_every_method_trains_and_is_scored_on_every_task(tmp_path, model_dir):
     cfg = tiny_config(tmp_path, model_dir, "methods=[lora,replora,hyra,peft_lora,prefix]", "adaptation.targets=[q,v]")
-    commonsense.main(cfg)
-    for point in commonsense.sweep(cfg):
-        run = runs.read_run(commonsense.point_dir(cfg, point))
+    commonsense.Finetune.main(cfg)
+    for point in commonsense.Finetune.sweep(cfg):
+        run = runs.read_run(commonsense.Finetune.point_dir(cfg, point))
         results = run["results"]
         assert set(results["accuracy"]) == set(TASKS)
         assert all(0 <= a <= 100 for a in results["accuracy"].values())
         assert results["train_examples"] == 16 and results["steps"] == 2  # 16 records, batches of 8
         assert all(run["arrays"][f"correct_{task}"].shape == (2,) for task in TASKS)
         assert results["trainable_params"] > 0
-    lines = [json.loads(line) for line in (commonsense.point_dir(cfg, point) / runs.LOG_FILE).read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for line in (commonsense.Finetune.point_dir(cfg, point) / runs.LOG_FILE).read_text().splitlines()
+    ]
     assert [line["task"] for line in lines if "task" in line] == list(TASKS)
 
 
@@ -59,8 +62,8 @@ def test_sample_efficiency_trains_on_a_fraction_for_more_epochs(tmp_path, model_
     cfg = tiny_config(
         tmp_path, model_dir, "fractions=[0.25]", "tasks=[boolq,piqa]", "adaptation.targets=[q,k,v,up,down]"
     )
-    commonsense.main(cfg)
-    results = runs.read_run(commonsense.point_dir(cfg, commonsense.sweep(cfg)[0]))["results"]
+    commonsense.Finetune.main(cfg)
+    results = runs.read_run(commonsense.Finetune.point_dir(cfg, commonsense.Finetune.sweep(cfg)[0]))["results"]
     # a quarter of each answer class, at least one: answer1 and answer2 (4 records each) keep 1, the other 8 keep 1
     assert results["train_examples"] == 10 and results["steps"] == 4 * 2  # 4 epochs of 2 batches
     assert set(results["accuracy"]) == {"boolq", "piqa"}
@@ -68,12 +71,14 @@ def test_sample_efficiency_trains_on_a_fraction_for_more_epochs(tmp_path, model_
 
 def test_held_out_training_records_give_the_validation_loss(tmp_path, model_dir):
     cfg = tiny_config(tmp_path, model_dir, "validation_size=4", "tasks=[boolq]", "learning_rates=[0.001,0.01]")
-    commonsense.main(cfg)
-    results = [runs.read_run(commonsense.point_dir(cfg, p))["results"] for p in commonsense.sweep(cfg)]
+    commonsense.Finetune.main(cfg)
+    results = [
+        runs.read_run(commonsense.Finetune.point_dir(cfg, p))["results"] for p in commonsense.Finetune.sweep(cfg)
+    ]
     assert len(results) == 2 and all(r["train_examples"] == 12 and r["val_examples"] == 4 for r in results)
     assert all(0 < r["val_loss"] < 20 for r in results) and results[0]["val_loss"] != results[1]["val_loss"]
     with pytest.raises(ConfigError, match="'validation_size'"):
-        commonsense.main(tiny_config(tmp_path, model_dir, "validation_size=16"))
+        commonsense.Finetune.main(tiny_config(tmp_path, model_dir, "validation_size=16"))
 
 
 def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
@@ -86,10 +91,10 @@ def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
     records = json.loads(test_file.read_text())
     test_file.write_text(json.dumps([{**records[0], "answer": "solution3"}]))
     with pytest.raises(ConfigError, match=r"piqa/test.json.*solution3"):
-        commonsense.main(cfg)
+        commonsense.Finetune.main(cfg)
     test_file.unlink()
     with pytest.raises(ConfigError, match=r"piqa/test.json' does not exist"):
-        commonsense.main(cfg)
+        commonsense.Finetune.main(cfg)
     assert not (tmp_path / "results").exists()
 
 

@@ -35,7 +35,7 @@ def results(tmp_path_factory):
             ],
         )
     )  # fmt: skip
-    commonsense.main(
+    commonsense.Finetune.main(
         load_config(
             commonsense.Config,
             None,
