@@ -150,14 +150,18 @@ class Experiment:
 
     @classmethod
     def main(cls, cfg: Any) -> None:
-        """Check the inputs, then compute every point not done yet, one line each."""
+        """Check the inputs, then compute every point not done yet, one line each; again while the sweep grows (a
+        staged sweep adds points once the ones it selects from are done)."""
         cls.check_inputs(cfg)
-        points = cls.sweep(cfg)
-        for i, point in enumerate(points, start=1):
-            if cls.is_done(cfg, point):
-                continue
-            path = cls.run_point(cfg, point)
-            print(f"[{i}/{len(points)}] {cls.summary(point, runs.read_run(path)['results'])} ({path})", flush=True)
+        while True:
+            points = cls.sweep(cfg)
+            for i, point in enumerate(points, start=1):
+                if cls.is_done(cfg, point):
+                    continue
+                path = cls.run_point(cfg, point)
+                print(f"[{i}/{len(points)}] {cls.summary(point, runs.read_run(path)['results'])} ({path})", flush=True)
+            if len(cls.sweep(cfg)) == len(points):
+                return
 
     @classmethod
     def cli(cls, argv=None) -> None:

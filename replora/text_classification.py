@@ -6,10 +6,14 @@
 The implementation is shared with HyRA (`common.finetune.text`); see its docstring for the protocol.
 """
 
-from common.config import cli_config
-from common.finetune.text import Config, Point, is_done, main, point_dir, run_point, sweep
+from common.experiment import register
+from common.finetune.text import TextClassification
 
-__all__ = ["Config", "Point", "is_done", "main", "point_dir", "run_point", "sweep"]
+
+@register("replora.text_classification")
+class Text(TextClassification):
+    """RepLoRA's CPU-scale reproduction: the shared text-classification entry point under this paper's name."""
+
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Text.cli()

@@ -11,24 +11,37 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.config import config_hash, load_config
+from common.config import ConfigError, config_hash, load_config
 from slurm import papers, submit
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("golden_run_dirs.json")
 
 
+def shipped(paper: str, name: str, variant: str):
+    """(experiment, config) of a shipped config, its results under records/<paper>: a staged sweep (grid_at) grows
+    from the points it finds done, so it is read against the committed records, the same everywhere."""
+    experiment = papers.load_manifest(paper)[name]
+    module = submit.import_experiment(experiment.module)
+    path = papers.config_path(paper, experiment, variant)
+    return module, load_config(module.Config, path, [f"results_dir={ROOT / 'records' / paper}"])
+
+
+def run_dirs(module, cfg) -> list[str]:
+    return sorted(str(Path(module.point_dir(cfg, p)).relative_to(cfg.results_dir)) for p in module.sweep(cfg))
+
+
 def shipped_run_dirs() -> dict[str, list[str]]:
-    """'<paper>.<experiment>:<variant>' -> the run directories of its sweep, relative to its results_dir."""
+    """'<paper>.<experiment>:<variant>' -> the run directories of its sweep, relative to its results_dir (configs
+    whose inputs are not on this machine are left out: their records hash the inputs' contents)."""
     out = {}
     for paper in papers.PAPERS:
-        for name, experiment in papers.load_manifest(paper).items():
-            module = submit.import_experiment(experiment.module)
+        for name in papers.load_manifest(paper):
             for variant in papers.VARIANTS:
-                cfg = load_config(module.Config, papers.config_path(paper, experiment, variant))
-                root = Path(cfg.results_dir)
-                dirs = [module.point_dir(cfg, point) for point in module.sweep(cfg)]
-                out[f"{paper}.{name}:{variant}"] = [str(Path(d).relative_to(root)) for d in dirs]
+                try:
+                    out[f"{paper}.{name}:{variant}"] = run_dirs(*shipped(paper, name, variant))
+                except ConfigError as error:
+                    print(f"left out {paper}.{name}:{variant}: {error}")
     return out
 
 
@@ -52,20 +65,19 @@ def test_every_committed_record_is_named_by_the_hash_of_its_config():
 
 @pytest.mark.parametrize("key", sorted(json.loads(GOLDEN.read_text())) if GOLDEN.exists() else [])
 def test_every_shipped_config_keeps_its_run_directories(key):
-    golden = json.loads(GOLDEN.read_text())[key]
     paper, rest = key.split(".", 1)
     name, variant = rest.split(":")
-    experiment = papers.load_manifest(paper)[name]
-    module = submit.import_experiment(experiment.module)
-    cfg = load_config(module.Config, papers.config_path(paper, experiment, variant))
-    dirs = [str(Path(module.point_dir(cfg, point)).relative_to(Path(cfg.results_dir))) for point in module.sweep(cfg)]
-    assert sorted(dirs) == sorted(golden)  # the order of a sweep is not part of what it computes
+    try:
+        module, cfg = shipped(paper, name, variant)
+    except ConfigError as error:  # e.g. the WordNet CSVs of the text configs, made by common.data.wordnet
+        pytest.skip(f"the config's inputs are not on this machine: {error}")
+    assert run_dirs(module, cfg) == json.loads(GOLDEN.read_text())[key]  # a sweep's order is not what it computes
 
 
 def test_the_golden_file_covers_every_shipped_experiment():
     golden = json.loads(GOLDEN.read_text())
     manifests = {f"{p}.{n}:{v}" for p in papers.PAPERS for n in papers.load_manifest(p) for v in papers.VARIANTS}
-    assert set(golden) == manifests
+    assert set(golden) == manifests, sorted(manifests - set(golden))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +30,14 @@ import torch
 from torch import nn
 
 from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
 from common.data.sampling import per_class_subset, validation_mask
 from common.data.text import LabelledText, check_columns, read_labelled_csv
+from common.experiment import Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
 from common.finetune.selection import PAPER_LEARNING_RATES, PAPER_WEIGHT_DECAYS, GridAt, check_grid, select
 from common.training.loop import Optimization, fit, predictions, top1, total_steps
-from common.training.sweeps import check_positive, classification_results, finish, run_all, set_threads
-
-EXPERIMENT = "text_classification"
+from common.training.sweeps import check_device, check_positive, classification_results
 
 
 @dataclass
@@ -65,8 +63,10 @@ class Config:
     eval_batch_size: int = 128
     checkpoint_every: int = 200
     threads: int = 0  # torch CPU threads; 0: torch's default
+    device: str = "auto"  # auto: the first GPU when one is visible
 
     def validate(self) -> None:
+        check_device(self.device)
         check_methods(self.methods, adaptation=self.adaptation)
         if "prefix" in self.methods:
             raise ConfigError.invalid(
@@ -110,28 +110,15 @@ def _file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def sweep(cfg: Config) -> list[Point]:
-    """Every point of the grid; with ``grid_at``, the grid at its fraction and seeds, then, for each method whose
-    grid there is done, every other (fraction, seed) at its selected grid point."""
-    grid = [(lr, wd) for lr in cfg.learning_rates for wd in cfg.weight_decays]
-    if not cfg.grid_at.fraction:
-        return [Point(m, f, s, *g) for f in cfg.fractions for g in grid for s in cfg.seeds for m in cfg.methods]
-    first = [Point(m, cfg.grid_at.fraction, s, *g) for g in grid for s in cfg.grid_at.seeds for m in cfg.methods]
-    rest = []
-    for method in cfg.methods:
-        chosen = selected(cfg, [p for p in first if p.method == method])
-        if chosen is not None:
-            rest += [Point(method, f, s, *chosen) for f in cfg.fractions for s in cfg.seeds]
-    return first + [p for p in rest if p not in set(first)]
-
-
 def selected(cfg: Config, points: list[Point]) -> tuple[float, float] | None:
     """The (learning rate, weight decay) that validation accuracy selects among ``points`` (test accuracy where there
     is no validation split); None until all of them are done."""
-    if not all(is_done(cfg, p) for p in points):
+    if not all(TextClassification.is_done(cfg, p) for p in points):
         return None
     score = "val_accuracy" if cfg.validation_per_class else "accuracy"
-    df = pd.DataFrame([{**asdict(p), score: runs.read_run(point_dir(cfg, p))["results"][score]} for p in points])
+    df = pd.DataFrame(
+        [{**asdict(p), score: runs.read_run(TextClassification.point_dir(cfg, p))["results"][score]} for p in points]
+    )
     best = select(df, ["method"], score).iloc[0]
     return float(best["learning_rate"]), float(best["weight_decay"])
 
@@ -139,33 +126,6 @@ def selected(cfg: Config, points: list[Point]) -> tuple[float, float] | None:
 def schedule(cfg: Config, point: Point) -> Optimization:
     """The optimiser settings of a point: the config's, at the point's learning rate and weight decay."""
     return replace(cfg.optimization, learning_rate=point.learning_rate, weight_decay=point.weight_decay)
-
-
-def point_record(cfg: Config, point: Point) -> dict:
-    """Everything a point's numbers depend on; the data and the model by content, not by path."""
-    model_dir = resolve_model_dir(cfg.model_dir)
-    return {
-        **asdict(point),
-        "model": _file_digest(model_dir / "config.json"),
-        "weights": {
-            p.name: p.stat().st_size for p in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin"))
-        },
-        "train_csv": _file_digest(cfg.train_csv),
-        "test_csv": _file_digest(cfg.test_csv),
-        "columns": [cfg.text_column, cfg.label_column],
-        "max_length": cfg.max_length,
-        "validation_per_class": cfg.validation_per_class,
-        "adaptation": cfg.adaptation.record(point.method),
-        "optimization": asdict(schedule(cfg, point)),
-    }
-
-
-def point_dir(cfg: Config, point: Point) -> Path:
-    return runs.run_dir(cfg.results_dir, EXPERIMENT, point_record(cfg, point))
-
-
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
 
 
 class SequenceClassifier(nn.Module):
@@ -207,12 +167,19 @@ class Encoded(torch.utils.data.Dataset):
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": torch.tensor([y for _, y in items])}
 
 
+def _on(model: nn.Module, batch: dict) -> dict:
+    device = next(model.parameters()).device
+    return {name: tensor.to(device) for name, tensor in batch.items()}
+
+
 def _loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    batch = _on(model, batch)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     return nn.functional.cross_entropy(logits, batch["labels"])
 
 
 def _predict(model: nn.Module, batch: dict) -> torch.Tensor:
+    batch = _on(model, batch)
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).argmax(-1)
 
 
@@ -233,57 +200,90 @@ def load_data(cfg: Config) -> tuple[LabelledText, LabelledText, LabelledText]:
     return _rows(train, ~held_out), _rows(train, held_out), test
 
 
-def run_point(cfg: Config, point: Point) -> Path:
-    from transformers import AutoModel, AutoTokenizer
+class TextClassification(Experiment):
+    """A sentence encoder fine-tuned with an adapter as a text classifier: every method, fraction, grid point and
+    seed (or a staged grid: ``grid_at``); test accuracy, and the validation accuracy that selects the grid point.
+    RepLoRA registers it as ``replora.text_classification``."""
 
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    set_threads(cfg.threads)
-    started = time.perf_counter()
-    train, validation, test = load_data(cfg)
-    subset = _rows(train, per_class_subset(train.labels, point.fraction, point.seed))
-    model_dir = resolve_model_dir(cfg.model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    train_set, test_set = Encoded(tokenizer, subset, cfg.max_length), Encoded(tokenizer, test, cfg.max_length)
+    Config = Config
+    Point = Point
+    run_name = "text_classification"
 
-    torch.manual_seed(point.seed)
-    classifier = SequenceClassifier(AutoModel.from_pretrained(model_dir), len(train.classes))
-    model = adapt(classifier, point.method, cfg.adaptation, head=classifier.head)
-    counts = trainable(model, classifier.head)
-    steps = total_steps(len(train_set), schedule(cfg, point), point.fraction)
-    losses = fit(
-        model, train_set, train_set.collate, _loss, schedule(cfg, point), steps, path, point.seed, cfg.checkpoint_every
-    )
-    predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size)
-    results = classification_results(
-        predicted, test.labels, len(train_set), len(train.classes), steps, losses, started, counts
-    )
-    arrays = {"losses": np.asarray(losses), "predictions": predicted}
-    if validation.labels:
-        val_set = Encoded(tokenizer, validation, cfg.max_length)
-        val_predicted = predictions(model, val_set, val_set.collate, _predict, cfg.eval_batch_size)
-        results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation.labels)}
-        arrays["val_predictions"] = val_predicted
-    return finish(path, {**point_record(cfg, point), "model_dir": str(model_dir)}, results, arrays, point.seed)
+    @classmethod
+    def sweep(cls, cfg: Config) -> list[Point]:
+        """Every point of the grid; with ``grid_at``, the grid at its fraction and seeds, then, for each method whose
+        grid there is done, every other (fraction, seed) at its selected grid point."""
+        grid = [(lr, wd) for lr in cfg.learning_rates for wd in cfg.weight_decays]
+        if not cfg.grid_at.fraction:
+            return [Point(m, f, s, *g) for f in cfg.fractions for g in grid for s in cfg.seeds for m in cfg.methods]
+        first = [Point(m, cfg.grid_at.fraction, s, *g) for g in grid for s in cfg.grid_at.seeds for m in cfg.methods]
+        rest = []
+        for method in cfg.methods:
+            chosen = selected(cfg, [p for p in first if p.method == method])
+            if chosen is not None:
+                rest += [Point(method, f, s, *chosen) for f in cfg.fractions for s in cfg.seeds]
+        return first + [p for p in rest if p not in set(first)]
 
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        """Everything a point's numbers depend on; the data and the model by content, not by path."""
+        model_dir = resolve_model_dir(cfg.model_dir)
+        return {
+            **asdict(point),
+            "model": _file_digest(model_dir / "config.json"),
+            "weights": {
+                p.name: p.stat().st_size
+                for p in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin"))
+            },
+            "train_csv": _file_digest(cfg.train_csv),
+            "test_csv": _file_digest(cfg.test_csv),
+            "columns": [cfg.text_column, cfg.label_column],
+            "max_length": cfg.max_length,
+            "validation_per_class": cfg.validation_per_class,
+            "adaptation": cfg.adaptation.record(point.method),
+            "optimization": asdict(schedule(cfg, point)),
+        }
 
-def _summary(point: Point, results: dict) -> str:
-    validation = f", validation {results['val_accuracy']:.2f}%" if "val_accuracy" in results else ""
-    return (
-        f"{point.method} f={point.fraction} seed={point.seed} lr={point.learning_rate:g} wd={point.weight_decay:g}: "
-        f"test {results['accuracy']:.2f}%{validation}"
-    )
+    @classmethod
+    def check_inputs(cls, cfg: Config) -> None:
+        load_data(cfg)  # every label and the validation split checked before the first point trains
 
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
+        from transformers import AutoModel, AutoTokenizer
 
-def main(cfg: Config) -> None:
-    load_data(cfg)  # every label and the validation split checked before the first point trains
-    while True:  # a staged sweep (grid_at) grows once its grid stage is done
-        points = sweep(cfg)
-        run_all(points, partial(is_done, cfg), partial(run_point, cfg), _summary)
-        if len(sweep(cfg)) == len(points):
-            return
+        started = time.perf_counter()
+        train, validation, test = load_data(cfg)
+        subset = _rows(train, per_class_subset(train.labels, point.fraction, point.seed))
+        model_dir = resolve_model_dir(cfg.model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        train_set, test_set = Encoded(tokenizer, subset, cfg.max_length), Encoded(tokenizer, test, cfg.max_length)
 
+        torch.manual_seed(point.seed)
+        classifier = SequenceClassifier(AutoModel.from_pretrained(model_dir), len(train.classes))
+        model = adapt(classifier, point.method, cfg.adaptation, head=classifier.head).to(device)
+        counts = trainable(model, classifier.head)
+        steps = total_steps(len(train_set), schedule(cfg, point), point.fraction)
+        losses = fit(
+            model, train_set, train_set.collate, _loss, schedule(cfg, point), steps, run_dir, point.seed,
+            cfg.checkpoint_every,
+        )  # fmt: skip
+        predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size)
+        results = classification_results(
+            predicted, test.labels, len(train_set), len(train.classes), steps, losses, started, counts
+        )
+        arrays = {"losses": np.asarray(losses), "predictions": predicted}
+        if validation.labels:
+            val_set = Encoded(tokenizer, validation, cfg.max_length)
+            val_predicted = predictions(model, val_set, val_set.collate, _predict, cfg.eval_batch_size)
+            results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation.labels)}
+            arrays["val_predictions"] = val_predicted
+        return results, arrays
 
-if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    @classmethod
+    def summary(cls, point: Point, results: dict) -> str:
+        validation = f", validation {results['val_accuracy']:.2f}%" if "val_accuracy" in results else ""
+        return (
+            f"{point.method} f={point.fraction} seed={point.seed} lr={point.learning_rate:g} "
+            f"wd={point.weight_decay:g}: test {results['accuracy']:.2f}%{validation}"
+        )

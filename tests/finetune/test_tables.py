@@ -48,7 +48,7 @@ def results(tmp_path_factory):
         )
     )  # fmt: skip
     train, test = write_text_csvs(root / "text")
-    text.main(
+    text.TextClassification.main(
         load_config(
             text.Config,
             None,

@@ -42,8 +42,11 @@ def test_every_method_and_fraction_trains_and_evaluates(tmp_path, model_dir):
     cfg = tiny_config(
         tmp_path, model_dir, "methods=[lora,replora,replora_linear,hyra,peft_lora,full]", "fractions=[0.25,1.0]"
     )
-    text.main(cfg)
-    results = {(p.method, p.fraction): runs.read_run(text.point_dir(cfg, p))["results"] for p in text.sweep(cfg)}
+    text.TextClassification.main(cfg)
+    results = {
+        (p.method, p.fraction): runs.read_run(text.TextClassification.point_dir(cfg, p))["results"]
+        for p in text.TextClassification.sweep(cfg)
+    }
     assert len(results) == 12
     for (_, fraction), r in results.items():
         assert 0 <= r["accuracy"] <= 100 and r["test_examples"] == 12 and r["classes"] == 3
@@ -58,8 +61,13 @@ def test_a_fixed_seed_reproduces_the_numbers_and_seeds_differ(tmp_path, model_di
     runs_of = []
     for name in ("a", "b"):
         cfg = tiny_config(tmp_path, model_dir, "methods=[hyra]", "seeds=[0,1]", f"results_dir={tmp_path / name}")
-        text.main(cfg)
-        runs_of.append([runs.read_run(text.point_dir(cfg, p))["arrays"]["losses"].tolist() for p in text.sweep(cfg)])
+        text.TextClassification.main(cfg)
+        runs_of.append(
+            [
+                runs.read_run(text.TextClassification.point_dir(cfg, p))["arrays"]["losses"].tolist()
+                for p in text.TextClassification.sweep(cfg)
+            ]
+        )
     assert runs_of[0] == runs_of[1] and runs_of[0][0] != runs_of[0][1]
 
 
@@ -68,19 +76,19 @@ def test_a_staged_grid_carries_each_methods_validation_choice_to_every_other_poi
         tmp_path, model_dir, "methods=[lora,hyra]", "learning_rates=[0.0001,0.3]", "fractions=[0.5,1.0]",
         "seeds=[0,1]", "grid_at.fraction=1.0", "grid_at.seeds=[0]",
     )  # fmt: skip
-    assert len(text.sweep(cfg)) == 4  # the grid stage only, until it is done
-    text.main(cfg)
-    points = text.sweep(cfg)
+    assert len(text.TextClassification.sweep(cfg)) == 4  # the grid stage only, until it is done
+    text.TextClassification.main(cfg)
+    points = text.TextClassification.sweep(cfg)
     assert len(points) == 4 + 2 * 3  # then per method: f = 0.5 seeds 0, 1 and f = 1.0 seed 1
     for method in ("lora", "hyra"):
         grid = {
-            p.learning_rate: runs.read_run(text.point_dir(cfg, p))["results"]["val_accuracy"]
+            p.learning_rate: runs.read_run(text.TextClassification.point_dir(cfg, p))["results"]["val_accuracy"]
             for p in points[:4]
             if p.method == method
         }
         best = min(lr for lr, v in grid.items() if v == max(grid.values()))
         assert {p.learning_rate for p in points[4:] if p.method == method} == {best}
-        assert all(text.is_done(cfg, p) for p in points)
+        assert all(text.TextClassification.is_done(cfg, p) for p in points)
 
 
 def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
@@ -103,11 +111,11 @@ def test_bad_input_is_refused_naming_the_file_or_field(tmp_path, model_dir):
         with pytest.raises(ConfigError, match=f"'{field}'"):
             tiny_config(tmp_path, model_dir, override)
     with pytest.raises(ConfigError, match="'validation_per_class'"):  # 8 rows per class: at most 7
-        text.main(tiny_config(tmp_path, model_dir, "validation_per_class=8"))
+        text.TextClassification.main(tiny_config(tmp_path, model_dir, "validation_per_class=8"))
     test_csv = tmp_path / "data" / "test.csv"
     test_csv.write_text(test_csv.read_text() + "a purple plum 0,purple\n")
     with pytest.raises(ConfigError, match=r"test.csv', row 14: label 'purple'"):
-        text.main(cfg)
+        text.TextClassification.main(cfg)
     assert not (tmp_path / "results").exists()
 
 
