@@ -45,9 +45,9 @@ def recorded_fit_seconds() -> tuple[float, int, int]:
     seconds, done, total = 0.0, 0, 0
     for panel in PANELS:
         cfg = load_config(synthetic.Config, CONFIG_DIR / f"{panel}.yaml")
-        for point in synthetic.sweep(cfg):
+        for point in synthetic.Synthetic.sweep(cfg):
             total += 1
-            path = synthetic.point_dir(cfg, point)
+            path = synthetic.Synthetic.point_dir(cfg, point)
             if is_done(path):
                 done += 1
                 seconds += read_run(path)["results"]["fit_seconds"]
@@ -92,7 +92,7 @@ def main(bench: BenchConfig) -> dict:
     if bench.full_grid:
         start = time.perf_counter()
         for panel in PANELS:
-            synthetic.main(load_config(synthetic.Config, CONFIG_DIR / f"{panel}.yaml"))
+            synthetic.Synthetic.main(load_config(synthetic.Config, CONFIG_DIR / f"{panel}.yaml"))
         record["paper_grid_seconds"] = time.perf_counter() - start
     path = Path(bench.results_dir) / "sigmoid_attention_grid.json"
     atomic_write_json(path, record)

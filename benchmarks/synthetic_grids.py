@@ -57,8 +57,12 @@ def grids(paper: str, results_root: str | None) -> dict[str, list[tuple]]:
     out: dict[str, dict] = {}
     for cfg in paper_panels(paper, results_root):
         labels = [fit_label(fit) for fit in fits(cfg)]
-        for point in synthetic.sweep(cfg):
-            out.setdefault(labels[point.fit], {})[synthetic.point_dir(cfg, point)] = (synthetic, cfg, point)
+        for point in synthetic.Synthetic.sweep(cfg):
+            out.setdefault(labels[point.fit], {})[synthetic.Synthetic.point_dir(cfg, point)] = (
+                synthetic.Synthetic,
+                cfg,
+                point,
+            )
     try:
         minimax = importlib.import_module(f"{paper}.minimax")
     except ModuleNotFoundError:
@@ -66,7 +70,9 @@ def grids(paper: str, results_root: str | None) -> dict[str, list[tuple]]:
     figures = importlib.import_module(f"{paper}.figures")
     overrides = [f"results_dir={results_dir(paper, results_root)}"] if results_root else []
     family = load_config(minimax.Config, Path(figures.CONFIG_DIR) / "minimax.yaml", overrides)
-    out["minimax"] = {minimax.point_dir(family, p): (minimax, family, p) for p in minimax.sweep(family)}
+    out["minimax"] = {
+        minimax.Minimax.point_dir(family, p): (minimax.Minimax, family, p) for p in minimax.Minimax.sweep(family)
+    }
     return {name: list(points.values()) for name, points in out.items()}
 
 

@@ -20,21 +20,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
+from common.experiment import register
 from common.synthetic.grouped import GroupedMixture
 from common.synthetic.lora import LoRAMoE, frozen_matrices, sample_lora_truth
 from common.synthetic.lora_sweep import LoRASweepConfig
-from common.synthetic.sweep import (  # noqa: F401  (the experiment contract of slurm.submit)
+from common.synthetic.sweep import (  # noqa: F401  (used by the figures and diagnostics)
     CurveConfig,
     Point,
     SweepConfig,
     fit_problem,
-    is_done,
-    main,
-    point_dir,
-    run_point,
-    sweep,
 )
+from common.synthetic.sweep import Synthetic as SyntheticSweep
 from common.synthetic.voronoi import VoronoiLoss, losses_for
 
 TIED = {"shared_sigmoid": ("V",), "shared_tanh": ("V",)}  # A_j of Eq. (9), shared across heads: block V
@@ -112,5 +109,10 @@ class Config(LoRASweepConfig):
         return {**super().model_record(curve), "family": "multihead_lora", "head_weights": list(self.head_weights)}
 
 
+@register("hyra.synthetic")
+class Synthetic(SyntheticSweep):
+    Config = Config
+
+
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Synthetic.cli()

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from common.config import cli_config
-from common.synthetic.minimax import MinimaxConfig, envelope_rate, is_done, main, point_dir, run_point, sweep  # noqa: F401
-from common.synthetic.sweep import Point  # noqa: F401  (the experiment contract of slurm.submit)
+from common.experiment import register
+from common.synthetic.minimax import Minimax as MinimaxSweep
+from common.synthetic.minimax import MinimaxConfig, envelope_rate  # noqa: F401
 
 
 @dataclass
@@ -25,5 +25,10 @@ class Config(MinimaxConfig):
     results_dir: str = "results/quadratic_gating"
 
 
+@register("quadratic_gating.minimax")
+class Minimax(MinimaxSweep):
+    Config = Config
+
+
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Minimax.cli()

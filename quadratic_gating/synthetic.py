@@ -17,18 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.config import ConfigError, cli_config
-from common.synthetic.sweep import (  # noqa: F401  (the experiment contract of slurm.submit)
+from common.config import ConfigError
+from common.experiment import register
+from common.synthetic.sweep import (  # noqa: F401  (used by the figures and diagnostics)
     CurveConfig,
     Point,
     SweepConfig,
     fit_problem,
-    is_done,
-    main,
-    point_dir,
-    run_point,
-    sweep,
 )
+from common.synthetic.sweep import Synthetic as SyntheticSweep
 
 REGIMES = ("zero_reference", "dense")
 
@@ -55,5 +52,10 @@ class Config(SweepConfig):
         super().validate()
 
 
+@register("quadratic_gating.synthetic")
+class Synthetic(SyntheticSweep):
+    Config = Config
+
+
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Synthetic.cli()

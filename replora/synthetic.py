@@ -17,19 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.config import cli_config
+from common.experiment import register
 from common.synthetic.lora_sweep import LoRASweepConfig
-from common.synthetic.sweep import (  # noqa: F401  (the experiment contract of slurm.submit)
+from common.synthetic.sweep import (  # noqa: F401  (used by the figures and diagnostics)
     CurveConfig,
     Point,
     SweepConfig,
     fit_problem,
-    is_done,
-    main,
-    point_dir,
-    run_point,
-    sweep,
 )
+from common.synthetic.sweep import Synthetic as SyntheticSweep
 
 
 def _default_curve() -> CurveConfig:
@@ -44,5 +40,10 @@ class Config(LoRASweepConfig):
     results_dir: str = "results/replora"
 
 
+@register("replora.synthetic")
+class Synthetic(SyntheticSweep):
+    Config = Config
+
+
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Synthetic.cli()

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.config import ConfigError, cli_config
-from common.synthetic.sweep import (  # noqa: F401  (the experiment contract of slurm.submit and the diagnostics)
+from common.config import ConfigError
+from common.experiment import register
+from common.synthetic.sweep import (  # noqa: F401  (used by the figures and diagnostics)
     CurveConfig,
     Point,
     SweepConfig,
     best_approximation,
     fit_problem,
-    is_done,
-    main,
     needs_best_approximation,
-    point_dir,
-    run_point,
-    sweep,
     zero_gate_atoms,
 )
+from common.synthetic.sweep import Synthetic as SyntheticSweep
 
 REGIMES = ("dense", "sparse")
 
@@ -52,5 +49,10 @@ class Config(SweepConfig):
         super().validate()
 
 
+@register("sigmoid_attention.synthetic")
+class Synthetic(SyntheticSweep):
+    Config = Config
+
+
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Synthetic.cli()

@@ -15,16 +15,12 @@ With `--paper`, the experiments and the resources of their jobs come from `<pape
 `gpu_resources` where an experiment has them (the synthetic sweeps). A module submission takes the job resources
 from the profile.
 
-An experiment module is launchable when it has
-
-    Config                   dataclass schema of its config
-    sweep(cfg) -> list       picklable sweep points
-    is_done(cfg, point)      whether the point's result is already written
-    run_point(cfg, point)    computes one point (skips it if done), writes it atomically, returns its run dir
-    main(cfg)                runs every pending point in process
+An experiment module is launchable when it registers one `common.experiment.Experiment` subclass: its `Config`,
+`sweep`, `is_done`, `run_point`, `check_inputs` (called for every experiment before anything is submitted) and
+`main` are what the launcher uses.
 
 Every config, profile and resource request is loaded and checked before anything is submitted. Each job calls
-the module's own `run_point`, so a SLURM job, a local job and `python -m <module>` share one code path. A job
+the experiment's own `run_point`, so a SLURM job, a local job and `python -m <module>` share one code path. A job
 that hits its time limit or is preempted is requeued with the same point; resuming from a checkpoint is the
 experiment's business (common/training). `python -m slurm.status` shows what became of the jobs.
 """
@@ -40,7 +36,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import submitit
@@ -53,7 +48,6 @@ from common.experiment import REGISTRY, Experiment
 from slurm import jobs, papers
 from slurm.papers import Resources
 
-EXPERIMENT_CONTRACT = ("Config", "sweep", "is_done", "run_point", "main")
 PROFILES_DIR = Path(__file__).parent / "clusters"
 BUILTIN_CLUSTERS = ("local", "debug")
 DEFAULT_PROFILE = "default"
@@ -141,7 +135,7 @@ class Launch:
     """One experiment to submit as one job array: its config, its pending points, and their resources."""
 
     name: str  # <paper>.<experiment>, or the module name
-    module: ModuleType | type[Experiment]  # the experiment: its Experiment subclass or its module
+    module: type[Experiment]  # the experiment (its class)
     cfg: Any
     config_file: str | None
     overrides: list[str]
@@ -159,31 +153,25 @@ class Launch:
         return Path(getattr(self.cfg, "results_dir", DEFAULT_RESULTS_DIR)) / "slurm_logs"
 
 
-def import_experiment(name: str) -> ModuleType | type[Experiment]:
-    """The experiment of module `name`: the `Experiment` subclass it registers, or the module itself where it still
-    follows the module contract (checked)."""
+def import_experiment(name: str) -> type[Experiment]:
+    """The experiment that module `name` registers (an `Experiment` subclass, one per module)."""
     try:
         module = importlib.import_module(name)
     except ImportError as error:
         raise SubmitError(f"experiment module '{name}' cannot be imported: {error}") from error
     registered = [cls for cls in REGISTRY.values() if cls.__module__ == module.__name__]
-    if len(registered) > 1:
-        names = ", ".join(cls.name for cls in registered)
-        raise SubmitError(f"experiment module '{name}' registers several experiments ({names}): one per module")
-    if registered:
-        return registered[0]
-    missing = [attr for attr in EXPERIMENT_CONTRACT if not hasattr(module, attr)]
-    if missing:
+    if len(registered) != 1:
+        found = ", ".join(cls.name for cls in registered) or "none"
         raise SubmitError(
-            f"experiment module '{name}' lacks {', '.join(missing)}; "
-            f"a launchable module defines {', '.join(EXPERIMENT_CONTRACT)}"
+            f"experiment module '{name}' registers {found}: a launchable module registers one Experiment subclass "
+            "(common.experiment: @register('<paper>.<name>'))"
         )
-    return module
+    return registered[0]
 
 
-def module_name(experiment: ModuleType | type[Experiment]) -> str:
+def module_name(experiment: type[Experiment]) -> str:
     """The module a job imports to find the experiment again."""
-    return experiment.__name__ if isinstance(experiment, ModuleType) else experiment.__module__
+    return experiment.__module__
 
 
 def available_clusters() -> list[str]:

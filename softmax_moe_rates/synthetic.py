@@ -21,20 +21,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
+from common.experiment import register
 from common.synthetic.grouped import GroupedMixture
 from common.synthetic.models import MixtureOfExperts
-from common.synthetic.sweep import (  # noqa: F401  (the experiment contract of slurm.submit)
+from common.synthetic.sweep import (  # noqa: F401  (used by the figures and diagnostics)
     CurveConfig,
     Point,
     SweepConfig,
     fit_problem,
-    is_done,
-    main,
-    point_dir,
-    run_point,
-    sweep,
 )
+from common.synthetic.sweep import Synthetic as SyntheticSweep
 from common.synthetic.truth import make_generator, sample_ground_truth
 
 SCORES = ("linear", "linear_temperature", "tanh_temperature", "hierarchical_linear")  # SM Eq. (2), (12), (17), (20)
@@ -133,5 +130,10 @@ class Config(SweepConfig):
         return {"num_groups": self.num_groups} if self.hierarchical else {}
 
 
+@register("softmax_moe_rates.synthetic")
+class Synthetic(SyntheticSweep):
+    Config = Config
+
+
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Synthetic.cli()

@@ -101,7 +101,7 @@ def test_a_bad_config_fails_before_submitting(tmp_path, capsys, override, named)
     "module, named",
     [
         ("tests.no_such_module", "cannot be imported"),
-        ("json", "lacks Config, sweep, is_done, run_point, main"),
+        ("json", "registers none: a launchable module registers one Experiment subclass"),
     ],
 )
 def test_a_module_without_the_contract_is_refused(module, named, capsys):

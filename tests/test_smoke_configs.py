@@ -19,11 +19,11 @@ def test_smoke_configs_run_and_draw(paper, tmp_path):
     drawn = 0
     for path in configs:
         cfg = load_config(synthetic.Config, path, [f"results_dir={tmp_path}"])
-        synthetic.main(cfg)
+        synthetic.Synthetic.main(cfg)
         drawn += len(cfg.curves) * (1 + len(cfg.other_fits))  # one line per curve and fit
     if hasattr(figures, "minimax"):  # the minimax envelope of the paper's slow-rate theorem
         minimax = figures.minimax
-        minimax.main(
+        minimax.Minimax.main(
             load_config(minimax.Config, Path(figures.CONFIG_DIR) / "minimax_smoke.yaml", [f"results_dir={tmp_path}"])
         )
     figures.main(figures.FiguresConfig(variant="smoke", results_dir=str(tmp_path)))

@@ -1,4 +1,4 @@
-"""A tiny training entry point following the launcher's module contract, for tests of checkpoint and resume.
+"""A tiny training entry point (an Experiment subclass), for tests of checkpoint and resume.
 
 python -m tests.toy_training seeds=[0] steps=40 results_dir=/tmp/toy_training
 
@@ -11,13 +11,14 @@ one, so an interrupted run ends with exactly the numbers of an uninterrupted one
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from common import runs
-from common.config import ConfigError, cli_config
+from common.config import ConfigError
+from common.experiment import Experiment, register
 from common.training import Checkpointer
 
 DIM = 8
@@ -51,72 +52,65 @@ class Point:
     seed: int
 
 
-def sweep(cfg: Config) -> list[Point]:
-    return [Point(seed) for seed in cfg.seeds]
+@register("toy.training")
+class Training(Experiment):
+    """A seeded linear regression trained by SGD with checkpoints (an Experiment subclass)."""
 
+    Config = Config
+    Point = Point
+    axes = ("seeds",)
+    run_name = "toy_training"
 
-def point_dir(cfg: Config, point: Point) -> Path:
-    # step_seconds and checkpoint_every change how the run is carried out, not its numbers.
-    record = {"seed": point.seed, "steps": cfg.steps, "learning_rate": cfg.learning_rate}
-    return runs.run_dir(cfg.results_dir, "toy_training", record)
+    @classmethod
+    def record(cls, cfg: Config, point: Point) -> dict:
+        # step_seconds and checkpoint_every change how the run is carried out, not its numbers.
+        return {"seed": point.seed, "steps": cfg.steps, "learning_rate": cfg.learning_rate}
 
+    @classmethod
+    def compute(cls, cfg: Config, point: Point, run_dir: Path, device) -> tuple[dict, dict]:
+        data = torch.Generator().manual_seed(point.seed)
+        inputs = torch.randn(NUM_SAMPLES, DIM, generator=data)  # (n, d)
+        targets = inputs @ torch.randn(DIM, 1, generator=data) + 0.1 * torch.randn(NUM_SAMPLES, 1, generator=data)
+        torch.manual_seed(point.seed)
+        model = torch.nn.Linear(DIM, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
+        batches = torch.Generator().manual_seed(point.seed + 1)
 
-def is_done(cfg: Config, point: Point) -> bool:
-    return runs.is_done(point_dir(cfg, point))
+        with Checkpointer(run_dir, every_steps=cfg.checkpoint_every) as checkpointer:
+            state = checkpointer.load()
+            step = 0
+            if state is not None:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                batches.set_state(state["batches"])
+                step = state["step"]
 
+            def training_state() -> dict:
+                return {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "batches": batches.get_state(),
+                }
 
-def run_point(cfg: Config, point: Point) -> Path:
-    path = point_dir(cfg, point)
-    if runs.is_done(path):
-        return path
-    data = torch.Generator().manual_seed(point.seed)
-    inputs = torch.randn(NUM_SAMPLES, DIM, generator=data)  # (n, d)
-    targets = inputs @ torch.randn(DIM, 1, generator=data) + 0.1 * torch.randn(NUM_SAMPLES, 1, generator=data)
-    torch.manual_seed(point.seed)
-    model = torch.nn.Linear(DIM, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
-    batches = torch.Generator().manual_seed(point.seed + 1)
-
-    with Checkpointer(path, every_steps=cfg.checkpoint_every) as checkpointer:
-        state = checkpointer.load()
-        step = 0
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            batches.set_state(state["batches"])
-            step = state["step"]
-
-        def training_state() -> dict:
-            return {
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "batches": batches.get_state(),
-            }
-
-        runs.append_log(path, {"event": "start", "step": step, "slurm_job_id": os.environ.get("SLURM_JOB_ID")})
-        while step < cfg.steps:
-            index = torch.randint(NUM_SAMPLES, (BATCH_SIZE,), generator=batches)
-            loss = torch.nn.functional.mse_loss(model(inputs[index]), targets[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            runs.append_log(path, {"step": step, "loss": loss.item()})
-            time.sleep(cfg.step_seconds)
-            checkpointer.step_done(step, training_state)
+            runs.append_log(run_dir, {"event": "start", "step": step, "slurm_job_id": os.environ.get("SLURM_JOB_ID")})
+            while step < cfg.steps:
+                index = torch.randint(NUM_SAMPLES, (BATCH_SIZE,), generator=batches)
+                loss = torch.nn.functional.mse_loss(model(inputs[index]), targets[index])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                step += 1
+                runs.append_log(run_dir, {"step": step, "loss": loss.item()})
+                time.sleep(cfg.step_seconds)
+                checkpointer.step_done(step, training_state)
         with torch.no_grad():
             train_loss = torch.nn.functional.mse_loss(model(inputs), targets).item()
-        arrays = {"weight": model.weight.detach().numpy(), "bias": model.bias.detach().numpy()}
-        runs.write_run(path, {**asdict(point), "steps": cfg.steps}, {"train_loss": train_loss}, arrays, point.seed)
-        checkpointer.clear()
-    return path
-
-
-def main(cfg: Config) -> None:
-    for point in sweep(cfg):
-        run_point(cfg, point)
+        return {"train_loss": train_loss}, {
+            "weight": model.weight.detach().numpy(),
+            "bias": model.bias.detach().numpy(),
+        }
 
 
 if __name__ == "__main__":
-    main(cli_config(Config, description=__doc__))
+    Training.cli()

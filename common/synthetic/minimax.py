@@ -19,6 +19,7 @@ and the data see it. The envelope sup_eps mean L(G-hat_n, G*_eps) over n is the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 from common.config import ConfigError
 from common.synthetic.models import MixtureOfExperts, gate_mass, gate_mass_inverse
 from common.synthetic.rates import fit_rate
-from common.synthetic.sweep import CurveConfig, Point, SweepConfig, zero_gate_atoms
+from common.synthetic.sweep import CurveConfig, Point, SweepConfig, Synthetic, point_record, zero_gate_atoms
 from common.synthetic.sweep import is_done as sweep_is_done
 from common.synthetic.sweep import main as sweep_main
 from common.synthetic.sweep import point_dir as sweep_point_dir
@@ -221,3 +222,26 @@ def write_minimax_report(cfg: MinimaxConfig, out_dir) -> list:
             print(f"wrote {path}")
         plt.close(fig)
     return missing
+
+
+class Minimax(Synthetic):
+    """A paper's minimax family as an experiment (``sigmoid_attention.minimax``, ``quadratic_gating.minimax``): the
+    synthetic sweep of ``cfg.expanded()``, every truth of the family a curve."""
+
+    Config = MinimaxConfig
+
+    @classmethod
+    def sweep(cls, cfg: MinimaxConfig) -> list[Point]:
+        return sweep(cfg)
+
+    @classmethod
+    def record(cls, cfg: MinimaxConfig, point: Point) -> dict:
+        return point_record(cfg.expanded(), point)
+
+    @classmethod
+    def run_point(cls, cfg: MinimaxConfig, point: Point) -> Path:
+        return run_point(cfg, point)
+
+    @classmethod
+    def main(cls, cfg: MinimaxConfig) -> None:
+        main(cfg)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from common.config import ConfigError
+from common.experiment import Experiment
 from common.runs import is_done as run_is_done
 from common.runs import read_run, run_dir, write_run
 from common.synthetic.experiment import FitProblem, evaluate, fit_problems, fit_sample, same_model
@@ -498,3 +499,29 @@ def main(cfg: SweepConfig) -> None:
     print(f"[{cfg.figure}] {len(points) - len(pending)} of {len(points)} points already done", flush=True)
     for group in batches(cfg, pending):
         run_points(cfg, group)
+
+
+class Synthetic(Experiment):
+    """A paper's synthetic sweep as an experiment: each paper registers a subclass with its ``Config`` (e.g.
+    ``sigmoid_attention.synthetic``). Its sweep, record and run directories are this module's; its ``main`` fits
+    the points that share a program together (``batches``), so it is this module's ``main``, not the base class's."""
+
+    Config = SweepConfig
+    Point = Point
+    run_name = "points"
+
+    @classmethod
+    def sweep(cls, cfg: SweepConfig) -> list[Point]:
+        return sweep(cfg)
+
+    @classmethod
+    def record(cls, cfg: SweepConfig, point: Point) -> dict:
+        return point_record(cfg, point)
+
+    @classmethod
+    def run_point(cls, cfg: SweepConfig, point: Point) -> Path:
+        return run_point(cfg, point)
+
+    @classmethod
+    def main(cls, cfg: SweepConfig) -> None:
+        main(cfg)

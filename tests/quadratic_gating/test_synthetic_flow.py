@@ -52,7 +52,7 @@ def test_truth_has_the_zero_reference_atom_and_small_gates():
 
 def test_smoke_panels_run_and_draw(tmp_path):
     for panel in figures.PANELS:
-        synthetic.main(tiny_config(panel, tmp_path))
+        synthetic.Synthetic.main(tiny_config(panel, tmp_path))
     original = figures.panel_config
     figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:

@@ -93,7 +93,7 @@ def test_bad_config_fails_before_any_work(tmp_path):
 
 def test_all_smoke_panels_run_and_draw(tmp_path):
     for panel in figures.PANELS:
-        synthetic.main(tiny_config(panel, tmp_path))
+        synthetic.Synthetic.main(tiny_config(panel, tmp_path))
     # the figures read the same configs: point them at the tiny sweep through the panel loader
     original = figures.panel_config
     figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
@@ -128,7 +128,7 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
     for (curve, _), group in cells.groupby(["curve", "N"]):
         assert group.share_last_n.sum() == pytest.approx(1, abs=1e-3), curve
     cfg = tiny_config("fig2a", tmp_path)
-    stored = read_run(synthetic.point_dir(cfg, synthetic.Point(0, 3, 800)))["arrays"]["sigmoid_l1"].mean()
+    stored = read_run(synthetic.Synthetic.point_dir(cfg, synthetic.Point(0, 3, 800)))["arrays"]["sigmoid_l1"].mean()
     relu = cells[(cells.curve == "sigmoid relu sparse") & (cells.N == 3)]
     assert relu.last_n.sum() == pytest.approx(stored, rel=2e-3)
     assert relu.constant_gate.sum() == 2  # the sparse regime's two zero-gate atoms

@@ -56,7 +56,7 @@ def test_truth_follows_the_proposal():
 
 def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
     for panel in figures.PANELS:
-        synthetic.main(tiny_config(panel, tmp_path))
+        synthetic.Synthetic.main(tiny_config(panel, tmp_path))
     original = figures.panel_config
     figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
@@ -100,7 +100,7 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
 
 def test_curves_that_differ_only_in_the_loss_share_their_points():
     cfg = load_config(synthetic.Config, CONFIGS / "temperature_linear.yaml")
-    assert len(cfg.curves) == 2 and len(synthetic.sweep(cfg)) == len(cfg.sample_sizes)
+    assert len(cfg.curves) == 2 and len(synthetic.Synthetic.sweep(cfg)) == len(cfg.sample_sizes)
 
 
 @pytest.mark.parametrize(

@@ -71,11 +71,11 @@ def test_points_fitted_as_one_program_equal_their_own_fits(tmp_path):
     # two curves (linear, ReLU experts: different fitted families) x two sizes, three splits each
     assert sorted(len(g) for g in groups) == [3, 3, 3, 3]
     assert all(len({(p.curve // 3, p.n) for p in g}) == 1 for g in groups)
-    minimax.main(alone)
-    minimax.main(stacked)
-    for point in minimax.sweep(alone):
-        a = read_run(minimax.point_dir(alone, point))
-        b = read_run(minimax.point_dir(stacked, point))
+    minimax.Minimax.main(alone)
+    minimax.Minimax.main(stacked)
+    for point in minimax.Minimax.sweep(alone):
+        a = read_run(minimax.Minimax.point_dir(alone, point))
+        b = read_run(minimax.Minimax.point_dir(stacked, point))
         assert b["results"]["points_in_program"] == 3 and a["results"]["points_in_program"] == 1
         for name, value in a["arrays"].items():
             np.testing.assert_allclose(b["arrays"][name], value, rtol=1e-9, atol=1e-12, err_msg=name)

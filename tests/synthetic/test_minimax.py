@@ -75,7 +75,7 @@ def test_linear_experts_data_do_not_depend_on_the_split_and_the_fits_agree(tmp_p
     """The pair on one gate with linear experts gives the same f for every eps: the same data, the same start,
     the same estimate; only the truth the loss compares with moves."""
     cfg = family("sigmoid", ["sample_sizes=[400,800]", "replicates=2", f"results_dir={tmp_path}"])
-    sg_minimax.main(load_config(sg_minimax.Config, "sigmoid_attention/configs/minimax_smoke.yaml",
+    sg_minimax.Minimax.main(load_config(sg_minimax.Config, "sigmoid_attention/configs/minimax_smoke.yaml",
                                 ["sample_sizes=[400,800]", "replicates=2", f"results_dir={tmp_path}"]))  # fmt: skip
     from common.runs import read_run
     from common.synthetic.sweep import Point, point_dir
