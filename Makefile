@@ -32,10 +32,10 @@ test: $(VENV_STAMP)
 # the estimator beside the papers' protocol, the minimax envelope; sigmoid attention: the protocol's sensitivity
 # table). Then RepLoRA's and HyRA's fine-tuning tables (your runs under results/, the CPU-scale text
 # classification from RECORDS) in results/<paper>/tables.
-SYNTHETIC_PAPERS = sigmoid_attention quadratic_gating softmax_moe_rates replora hyra
+PAPERS = $(shell $(PY) -c 'from common.experiment import PAPERS; print(*PAPERS)')  # every folder with a manifest
 RECORDS ?= records
 figures: $(VENV_STAMP)
-	status=0; for p in $(SYNTHETIC_PAPERS); do \
+	status=0; for p in $(PAPERS); do \
 		$(PY) -m $$p.figures variant=paper results_dir=$(RECORDS)/$$p out_dir=results/$$p/figures/paper || status=1; \
 	done; \
 	$(PY) -m sigmoid_attention.sensitivity run=false \

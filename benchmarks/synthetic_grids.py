@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from common.config import ConfigError, cli_config, load_config
+from common.experiment import PAPERS
 from common.runs import atomic_write_json, environment_record, is_done, read_run
 from common.synthetic.sweep import fit_label, fits
 
-PAPERS = ("sigmoid_attention", "quadratic_gating", "softmax_moe_rates", "replora", "hyra")
 GOAL_SECONDS = 3600.0
 
 

@@ -42,6 +42,18 @@ from common.config import cli_config, config_to_dict
 from common.training.sweeps import device_of
 
 REGISTRY: dict[str, type[Experiment]] = {}
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MANIFEST_FILE = "experiments.yaml"  # <paper>/configs/experiments.yaml: what slurm.submit --paper submits
+VARIANTS = ("paper", "smoke")  # a config <stem>.yaml and its small <stem>_smoke.yaml
+
+
+def papers() -> tuple[str, ...]:
+    """The papers: the folders of the repository with an experiment manifest, in alphabetical order. The launcher,
+    the Makefile, the smoke tests and the benchmarks read the list here."""
+    return tuple(sorted(path.parent.parent.name for path in REPO_ROOT.glob(f"*/configs/{MANIFEST_FILE}")))
+
+
+PAPERS = papers()
 
 
 @dataclass

@@ -19,11 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config import ConfigError, load_config
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PAPERS = ("replora", "hyra", "quadratic_gating", "sigmoid_attention", "softmax_moe_rates")
-MANIFEST_FILE = "experiments.yaml"
-VARIANTS = ("paper", "smoke")
+from common.experiment import MANIFEST_FILE, PAPERS, REPO_ROOT, VARIANTS  # noqa: F401  (read from here too)
 
 
 @dataclass

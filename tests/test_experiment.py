@@ -104,3 +104,13 @@ def test_the_launcher_finds_a_registered_experiment_by_its_module(tmp_path, caps
     assert submit.main(args) == 0
     assert "2 in the sweep, 1 finished, 1 pending" in capsys.readouterr().out
     assert Path(toy_experiment.Squares.point_dir(cfg, toy_experiment.Point(2.0))).parent.name == "toy"
+
+
+def test_the_papers_are_the_folders_with_a_manifest_and_each_one_is_installed():
+    import tomllib
+
+    from common.experiment import PAPERS, REPO_ROOT
+
+    assert PAPERS == ("hyra", "quadratic_gating", "replora", "sigmoid_attention", "softmax_moe_rates")
+    include = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert all(paper in include["include"] and f"{paper}.*" in include["include"] for paper in PAPERS)

@@ -271,7 +271,7 @@ def manifest(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, named",
     [
-        (["--paper", "nosuch"], "unknown paper 'nosuch'; available: replora, hyra"),
+        (["--paper", "nosuch"], "unknown paper 'nosuch'; available: hyra, quadratic_gating, replora"),
         (["--paper", "hyra", "--experiments", "multihead,nosuch"], "no experiment 'nosuch'; available: multihead"),
         (["--paper", "hyra", "--cluster", "nosuch"], "unknown cluster 'nosuch'"),
         (["--paper", "hyra", "--variant", "big"], "--variant = 'big' is not allowed: one of paper, smoke"),

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from common.config import load_config
-
-PAPERS = ("sigmoid_attention", "quadratic_gating", "softmax_moe_rates", "replora", "hyra")
+from common.experiment import PAPERS
 
 
 @pytest.mark.parametrize("paper", PAPERS)

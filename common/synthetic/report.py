@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from common.config import ConfigError, load_config
+from common.experiment import VARIANTS
 from common.plotting import RateCurve, plot_rate_curves, save_figure, use_house_style, write_table
 from common.runs import is_done, read_run
 from common.synthetic.rates import fit_rate
@@ -28,7 +29,6 @@ from common.synthetic.truth import fitted_mask
 
 UPPER_N = 10_000  # slope_upper: the slope over n >= UPPER_N, where more fits are in their local regime
 FIT_MARKERS = {"least_squares": "o", "paper_full_batch": "s", "paper_minibatch": "^"}
-VARIANTS = ("paper", "smoke")
 
 
 @dataclass
