@@ -109,9 +109,15 @@ class Experiment:
         """One point's results (json-able) and arrays (numpy, or None). ``run_dir`` exists, for checkpoints."""
         raise NotImplementedError(f"{cls.__qualname__} does not define compute")
 
+    # reads and checks a config's inputs (data, models) and returns them: a staticmethod; None: no inputs
+    load_inputs: ClassVar[Any] = None
+
     @classmethod
     def check_inputs(cls, cfg: Any) -> None:
-        """Raise ConfigError naming a missing or unreadable input; called before any work or submission."""
+        """Raise ConfigError naming a missing or unreadable input; called before any work or submission. By default,
+        ``load_inputs`` read once."""
+        if cls.load_inputs is not None:
+            cls.load_inputs(cfg)
 
     @classmethod
     def summary(cls, point: Any, results: dict) -> str:

@@ -155,9 +155,7 @@ class Pretrain(Experiment):
             record[name] = str(Path(getattr(cfg, name)).absolute())
         return record
 
-    @classmethod
-    def check_inputs(cls, cfg: Config) -> None:
-        load_data(cfg)
+    load_inputs = staticmethod(load_data)
 
     @classmethod
     def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:

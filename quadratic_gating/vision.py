@@ -135,9 +135,7 @@ class Vision(Experiment):
     run_name = "vision"
     paths = ("data_root",)
 
-    @classmethod
-    def check_inputs(cls, cfg: Config) -> None:
-        load_data(cfg)
+    load_inputs = staticmethod(load_data)
 
     @classmethod
     def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:

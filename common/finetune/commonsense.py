@@ -227,9 +227,7 @@ class Finetune(Experiment):
             "optimization": asdict(schedule(cfg, point)),
         }
 
-    @classmethod
-    def check_inputs(cls, cfg: Config) -> None:
-        load_data(cfg)
+    load_inputs = staticmethod(load_data)
 
     @classmethod
     def compute(cls, cfg: Config, point: Point, run_dir: Path, device: torch.device) -> tuple[dict, dict]:
