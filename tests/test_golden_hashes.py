@@ -5,6 +5,7 @@ refactored).
     python -m tests.test_golden_hashes   # rewrite the golden file: only when a change of hashes is intended
 """
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,19 @@ from slurm import papers, submit
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("golden_run_dirs.json")
+CHECKOUT = Path("/checkout")  # where relative input paths are taken to be, so that hashes do not depend on the clone
+
+
+@contextlib.contextmanager
+def checkout_independent_paths():
+    """Records hash input paths made absolute (a config's data_root, csv_path, ...): read here, a relative path is
+    made absolute against CHECKOUT instead of the working directory, the same in every clone."""
+    absolute = Path.absolute
+    Path.absolute = lambda self: self if self.is_absolute() else CHECKOUT / self
+    try:
+        yield
+    finally:
+        Path.absolute = absolute
 
 
 def shipped(paper: str, name: str, variant: str):
@@ -28,7 +42,9 @@ def shipped(paper: str, name: str, variant: str):
 
 
 def run_dirs(module, cfg) -> list[str]:
-    return sorted(str(Path(module.point_dir(cfg, p)).relative_to(cfg.results_dir)) for p in module.sweep(cfg))
+    with checkout_independent_paths():
+        dirs = [Path(module.point_dir(cfg, p)) for p in module.sweep(cfg)]
+    return sorted(str(d.relative_to(cfg.results_dir)) for d in dirs)
 
 
 def shipped_run_dirs() -> dict[str, list[str]]:

@@ -93,6 +93,7 @@ def test_the_launcher_lists_the_jobs_of_every_experiment(paper, name, tmp_path, 
     profiles.mkdir()
     (profiles / "gpus.yaml").write_text("partition: gpu\nmax_gpus_per_node: 8\n")
     monkeypatch.setattr(submit, "PROFILES_DIR", profiles)
+    monkeypatch.setattr(submit, "slurm_partitions", lambda: None)  # a SLURM cluster here (CI) has no 'gpu' partition
     args = ["--paper", paper, "--experiments", name, "--variant", "smoke", "--cluster", "gpus", "--dry-run"]
     assert submit.main([*args, f"results_dir={tmp_path / 'r'}"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
