@@ -17,11 +17,15 @@ to ``<results_dir>/diagnostics/<variant>/{fisher,init_scale,cells}.{csv,md}``:
   terms of the fitted atoms in its Voronoi cell), with its mean at the smallest and largest n and its slope.
   It shows which atoms carry the loss and which decay slowly. It only reads stored points and never fits.
 
-A paper's ``diagnostics`` module selects its panel configs and calls ``write_diagnostics``.
+    python -m common.synthetic.diagnostics paper=<paper> [variant=paper|smoke] [tables=[fisher,init_scale,cells]]
+        [init_scales=[0.05,0.1,0.2]] [n=10000] [results_dir=...]
+
+diagnoses every drawn curve of the paper's panels (its ``figures`` module's panel table).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections.abc import Sequence
@@ -32,12 +36,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from common.config import ConfigError
+from common.config import ConfigError, cli_config
+from common.experiment import PAPERS, VARIANTS
 from common.plotting import write_table
 from common.runs import is_done as run_is_done
 from common.runs import read_run
 from common.synthetic.experiment import least_squares
-from common.synthetic.report import VARIANTS
 from common.synthetic.sweep import (
     CurveConfig,
     Point,
@@ -58,6 +62,7 @@ TABLES = ("fisher", "init_scale", "cells")
 
 @dataclass
 class DiagnosticsConfig:
+    paper: str = "sigmoid_attention"  # whose panels: a paper with synthetic figures
     variant: str = "paper"  # the panel configs whose curves are diagnosed: paper | smoke
     tables: list[str] = field(default_factory=lambda: list(TABLES))
     fisher_size: int = 100_000  # inputs of the Monte Carlo Fisher information
@@ -68,6 +73,8 @@ class DiagnosticsConfig:
     results_dir: str | None = None  # None: the panel configs' results_dir
 
     def validate(self) -> None:
+        if self.paper not in PAPERS:
+            raise ConfigError.invalid("paper", self.paper, f"one of {', '.join(PAPERS)}")
         if self.variant not in VARIANTS:
             raise ConfigError.invalid("variant", self.variant, f"one of {', '.join(VARIANTS)}")
         if not self.tables or any(t not in TABLES for t in self.tables):
@@ -239,3 +246,14 @@ def write_diagnostics(panels: Sequence[SweepConfig], diag_cfg: DiagnosticsConfig
         for path in write_table(frame, out_dir / name, float_format="%.4g"):
             print(f"wrote {path}")
     return frames
+
+
+def main(diag_cfg: DiagnosticsConfig) -> dict[str, pd.DataFrame]:
+    """The tables for every panel of ``diag_cfg.paper`` (its ``figures`` module's ``PANELS`` and ``panel_config``)."""
+    figures = importlib.import_module(f"{diag_cfg.paper}.figures")
+    panels = [figures.panel_config(p, diag_cfg.variant, diag_cfg.results_dir) for p in figures.PANELS]
+    return write_diagnostics(panels, diag_cfg)
+
+
+if __name__ == "__main__":
+    main(cli_config(DiagnosticsConfig, description=__doc__))

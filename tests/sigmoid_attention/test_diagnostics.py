@@ -2,12 +2,18 @@
 
 import pandas as pd
 
-from sigmoid_attention import diagnostics
+from common.synthetic import diagnostics
 
 
 def test_fisher_finds_the_sparse_flat_directions_and_init_scale_refits(tmp_path):
     cfg = diagnostics.DiagnosticsConfig(
-        variant="smoke", fisher_size=4000, init_scales=[0.05, 0.2], n=300, replicates=1, results_dir=str(tmp_path)
+        paper="sigmoid_attention",
+        variant="smoke",
+        fisher_size=4000,
+        init_scales=[0.05, 0.2],
+        n=300,
+        replicates=1,
+        results_dir=str(tmp_path),
     )
     diagnostics.main(cfg)
     out = tmp_path / "diagnostics" / "smoke"

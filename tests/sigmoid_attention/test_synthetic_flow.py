@@ -13,8 +13,8 @@ import pytest
 
 from common.config import ConfigError, load_config
 from common.runs import read_run
-from common.synthetic import report
-from sigmoid_attention import diagnostics, figures, synthetic
+from common.synthetic import diagnostics, report
+from sigmoid_attention import figures, synthetic
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 ROOT = Path(synthetic.__file__).parents[1]
@@ -113,12 +113,12 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
     assert (slopes.ci_low <= slopes.ci_high).all()
 
     # the per-atom split of the drawn losses reads the same points and adds up to the stored loss
-    original = diagnostics.panel_config
-    diagnostics.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    original = figures.panel_config
+    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
-        diagnostics.main(diagnostics.DiagnosticsConfig(variant="smoke", tables=["cells"]))
+        diagnostics.main(diagnostics.DiagnosticsConfig(paper="sigmoid_attention", variant="smoke", tables=["cells"]))
     finally:
-        diagnostics.panel_config = original
+        figures.panel_config = original
     cells = pd.read_csv(tmp_path / "diagnostics" / "smoke" / "cells.csv")
     # both settings N = 3, 4 of the six curves; sigmoid dense at N = 4: the 4 atoms of G-bar, else the N* = 3 atoms
     assert len(cells) == 2 * (3 + 4) + 4 * (3 + 3)
