@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from common.config import ConfigError, load_config
-from quadratic_gating import diagnostics, figures, synthetic
+from common.synthetic import diagnostics
+from quadratic_gating import figures, synthetic
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 TINY = ["sample_sizes=[200,400,800]", "replicates=2", "dim=2", "num_true=3", "num_atoms=[4]", "test_size=2000"]
@@ -75,7 +76,13 @@ def test_smoke_panels_run_and_draw(tmp_path):
 
 def test_diagnostics_cover_both_gates(tmp_path):
     cfg = diagnostics.DiagnosticsConfig(
-        variant="smoke", fisher_size=4000, init_scales=[0.05, 0.2], n=300, replicates=1, results_dir=str(tmp_path)
+        paper="quadratic_gating",
+        variant="smoke",
+        fisher_size=4000,
+        init_scales=[0.05, 0.2],
+        n=300,
+        replicates=1,
+        results_dir=str(tmp_path),
     )
     diagnostics.main(cfg)
     out = tmp_path / "diagnostics" / "smoke"

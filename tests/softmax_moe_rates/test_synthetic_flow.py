@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from common.config import ConfigError, load_config
-from softmax_moe_rates import diagnostics, figures, synthetic
+from common.synthetic import diagnostics
+from softmax_moe_rates import figures, synthetic
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 TINY = ["sample_sizes=[200,400,800]", "replicates=2", "test_size=2000"]
@@ -77,7 +78,11 @@ def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
     assert len(list((tmp_path / "points").iterdir())) == 2 * 3 + 3 + 3 + 2 * 3
     diagnostics.main(
         diagnostics.DiagnosticsConfig(
-            variant="smoke", tables=["fisher"], fisher_size=4000, results_dir=str(tmp_path / "diag")
+            paper="softmax_moe_rates",
+            variant="smoke",
+            tables=["fisher"],
+            fisher_size=4000,
+            results_dir=str(tmp_path / "diag"),
         )
     )
     fisher = pd.read_csv(tmp_path / "diag" / "diagnostics" / "smoke" / "fisher.csv").set_index("curve")
