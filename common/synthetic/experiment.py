@@ -84,6 +84,12 @@ def _symmetric_rank_update(gram: torch.Tensor, jac: torch.Tensor) -> None:
         blas.dsyrk(1.0, j.T, beta=1.0, c=g.T, trans=0, overwrite_c=True)
 
 
+def _replicates(idx: torch.Tensor, R: int) -> torch.Tensor | slice:
+    """The index of replicates idx among R: a slice when it names all of them in order, so that indexing gives views
+    of the features instead of gathered copies."""
+    return slice(None) if len(idx) == R and bool((idx == torch.arange(R, device=idx.device)).all()) else idx
+
+
 def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None = None, budget: int = 2**23):
     """The training loss of each replicate and its normal equations, for the fitter.
 
@@ -115,12 +121,8 @@ def least_squares(model, x: torch.Tensor, y: torch.Tensor, gram_rows: int | None
         rows = max(1, budget // (k * entries_per_row))
         return [slice(begin, min(begin + rows, stop)) for begin in range(start, stop, rows)]
 
-    def replicates(idx: torch.Tensor) -> torch.Tensor | slice:
-        """idx, or a slice when it names every replicate in order: views of the features, not gathered copies."""
-        return slice(None) if len(idx) == R and bool((idx == torch.arange(R, device=idx.device)).all()) else idx
-
     def block(idx: torch.Tensor, rows: slice):
-        which = replicates(idx)
+        which = _replicates(idx, R)
         return tuple(f[which, rows] for f in features), y[which, rows]
 
     def loss_fn(theta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -218,8 +220,7 @@ def mean_squared_error_gradient(model, x: torch.Tensor, y: torch.Tensor, budget:
         k = len(idx)
         if rows is None:
             step = max(1, budget // (k * entries_per_row))
-            every = k == R and bool((idx == torch.arange(R, device=idx.device)).all())
-            which = slice(None) if every else idx  # all replicates: views, not copies of the features
+            which = _replicates(idx, R)
             blocks = [
                 (tuple(f[which, s : s + step] for f in features), y[which, s : s + step]) for s in range(0, n, step)
             ]
@@ -338,9 +339,12 @@ def fit_problems(
     if not all(same_model(p.fitted, fitted) for p in problems):
         raise ValueError("fit_problems: the problems must share their fitted family (fit them one at a time)")
     draws = [draw_replicates(problem, n, seed, replicates) for problem in problems]
-    x, y, theta0 = (torch.cat([draw[i] for draw in draws]) for i in range(3))
-    free = torch.cat([draw[3].expand_as(draw[2]) for draw in draws])  # each problem's mask, on its replicates
-    shuffles = [g for draw in draws for g in draw[4]]
+    if len(draws) == 1:  # one point: its draws as they are (no copy of the sample)
+        x, y, theta0, free, shuffles = draws[0]
+    else:
+        x, y, theta0 = (torch.cat([draw[i] for draw in draws]) for i in range(3))
+        free = torch.cat([draw[3].expand_as(draw[2]) for draw in draws])  # each problem's mask, on its replicates
+        shuffles = [g for draw in draws for g in draw[4]]
     if device is not None and torch.device(device) != x.device:
         x, y, start, free = (t.to(device) for t in (x, y, theta0, free))
     else:

@@ -129,13 +129,13 @@ def _project(theta: torch.Tensor, free: torch.Tensor, bound: float | None) -> to
     return theta if bound is None else torch.where(free, theta.clamp(-bound, bound), theta)
 
 
-def _accelerate(H, step, curvature, damping, movable, x, ok):
-    """The geodesic trial x + v + a / 2 (k, P) and whether it is admissible (k,): its correction is small,
+def _acceleration(H, step, curvature, damping, movable):
+    """The geodesic correction a / 2 (k, P) of the step v and whether it is admissible (k,): solved, and small,
     2 |a| / |v| <= ACCELERATION_RATIO in the damping metric (Transtrum and Sethna's rule)."""
     acceleration, solved = _solve(H, curvature, damping, movable)
     metric = _damping_scale(H)
     ratio = 2 * ((acceleration.square() * metric).sum(-1) / (step.square() * metric).sum(-1).clamp_min(1e-300)).sqrt()
-    return x + step + 0.5 * acceleration, ok & solved & (ratio <= ACCELERATION_RATIO)
+    return 0.5 * acceleration, solved & (ratio <= ACCELERATION_RATIO)
 
 
 def _movable(x: torch.Tensor, grad: torch.Tensor, free: torch.Tensor, bound: float | None) -> torch.Tensor:
@@ -252,8 +252,10 @@ def fit_least_squares(
             continue
         trial = x[idx] + step
         if cfg.solver == "geodesic":
-            curve = curvature(x[idx], idx, step)
-            trial, ok = _accelerate(H[idx], step, curve, damping[idx], unconstrained(idx), x[idx], ok)
+            correction, admissible = _acceleration(
+                H[idx], step, curvature(x[idx], idx, step), damping[idx], unconstrained(idx)
+            )
+            trial, ok = trial + correction, ok & admissible
         trial = _project(trial, free[idx], cfg.bound)
         trial_loss = torch.where(ok, loss_fn(trial, idx), torch.full_like(damping[idx], float("inf")))
         better = trial_loss < loss[idx]

@@ -28,12 +28,7 @@ import torch
 from common.config import ConfigError
 from common.synthetic.models import MixtureOfExperts, gate_mass, gate_mass_inverse
 from common.synthetic.rates import fit_rate
-from common.synthetic.sweep import CurveConfig, Point, SweepConfig, Synthetic, point_record, zero_gate_atoms
-from common.synthetic.sweep import is_done as sweep_is_done
-from common.synthetic.sweep import main as sweep_main
-from common.synthetic.sweep import point_dir as sweep_point_dir
-from common.synthetic.sweep import run_point as sweep_run_point
-from common.synthetic.sweep import sweep as sweep_points
+from common.synthetic.sweep import CurveConfig, SweepConfig, Synthetic, zero_gate_atoms
 
 
 @dataclass
@@ -113,27 +108,6 @@ class MinimaxConfig(SweepConfig):
         return replace(self, curves=curves)
 
 
-# The experiment contract (slurm.submit): the family's sweep.
-def sweep(cfg: MinimaxConfig) -> list[Point]:
-    return sweep_points(cfg.expanded())
-
-
-def is_done(cfg: MinimaxConfig, point: Point) -> bool:
-    return sweep_is_done(cfg.expanded(), point)
-
-
-def run_point(cfg: MinimaxConfig, point: Point):
-    return sweep_run_point(cfg.expanded(), point)
-
-
-def point_dir(cfg: MinimaxConfig, point: Point):
-    return sweep_point_dir(cfg.expanded(), point)
-
-
-def main(cfg: MinimaxConfig) -> None:
-    sweep_main(cfg.expanded())
-
-
 def envelope_rate(sample_sizes, values: np.ndarray, num_bootstrap: int = 2000, seed: int = 0):
     """The slope of log sup_eps mean_r loss on log n, with a bootstrap 95% CI (replicates resampled per (eps, n)).
 
@@ -194,7 +168,6 @@ def minimax_rows(cfg: MinimaxConfig) -> tuple[list[dict], dict, list]:
 def write_minimax_report(cfg: MinimaxConfig, out_dir) -> list:
     """``minimax.{pdf,png}`` (one panel per curve: each split's mean loss and the envelope against n) and
     ``minimax_slopes.{csv,md}``; returns the missing points (panel, curve, point)."""
-    from pathlib import Path
 
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -231,17 +204,5 @@ class Minimax(Synthetic):
     Config = MinimaxConfig
 
     @classmethod
-    def sweep(cls, cfg: MinimaxConfig) -> list[Point]:
-        return sweep(cfg)
-
-    @classmethod
-    def record(cls, cfg: MinimaxConfig, point: Point) -> dict:
-        return point_record(cfg.expanded(), point)
-
-    @classmethod
-    def run_point(cls, cfg: MinimaxConfig, point: Point) -> Path:
-        return run_point(cfg, point)
-
-    @classmethod
-    def main(cls, cfg: MinimaxConfig) -> None:
-        main(cfg)
+    def expanded(cls, cfg: MinimaxConfig) -> SweepConfig:
+        return cfg.expanded()

@@ -25,7 +25,7 @@ from common.experiment import Experiment
 from common.runs import is_done as run_is_done
 from common.runs import read_run, run_dir, write_run
 from common.synthetic.experiment import FitProblem, evaluate, fit_problems, fit_sample, same_model
-from common.synthetic.fitting import FIT_METHODS, FitConfig, FitResult
+from common.synthetic.fitting import FIT_METHODS, SOLVERS, FitConfig, FitResult
 from common.synthetic.models import EXPERTS, GATES, SCORES, MixtureOfExperts
 from common.synthetic.truth import initialise_near_truth, make_generator, sample_ground_truth, sample_inputs
 from common.synthetic.voronoi import VoronoiLoss, losses_for
@@ -207,6 +207,8 @@ def check_fit(name: str, fit: FitConfig) -> None:
     """A fit's settings, with the dotted config name of the fit in the error."""
     if fit.method not in FIT_METHODS:
         raise ConfigError.invalid(f"{name}.method", fit.method, f"one of {', '.join(FIT_METHODS)}")
+    if fit.solver not in SOLVERS:
+        raise ConfigError.invalid(f"{name}.solver", fit.solver, f"one of {', '.join(SOLVERS)}")
     if fit.max_iter <= 0 or fit.decrement_tol <= 0:
         raise ConfigError.invalid(name, asdict(fit), "positive max_iter and decrement_tol")
     if fit.bound is not None and fit.bound <= 0:
@@ -504,24 +506,30 @@ def main(cfg: SweepConfig) -> None:
 class Synthetic(Experiment):
     """A paper's synthetic sweep as an experiment: each paper registers a subclass with its ``Config`` (e.g.
     ``sigmoid_attention.synthetic``). Its sweep, record and run directories are this module's; its ``main`` fits
-    the points that share a program together (``batches``), so it is this module's ``main``, not the base class's."""
+    the points that share a program together (``batches``), so it is this module's ``main``, not the base class's.
+    A family whose config stands for a larger sweep (a minimax family's truths) overrides ``expanded``."""
 
     Config = SweepConfig
     Point = Point
     run_name = "points"
 
     @classmethod
+    def expanded(cls, cfg: SweepConfig) -> SweepConfig:
+        """The sweep config the points belong to."""
+        return cfg
+
+    @classmethod
     def sweep(cls, cfg: SweepConfig) -> list[Point]:
-        return sweep(cfg)
+        return sweep(cls.expanded(cfg))
 
     @classmethod
     def record(cls, cfg: SweepConfig, point: Point) -> dict:
-        return point_record(cfg, point)
+        return point_record(cls.expanded(cfg), point)
 
     @classmethod
     def run_point(cls, cfg: SweepConfig, point: Point) -> Path:
-        return run_point(cfg, point)
+        return run_point(cls.expanded(cfg), point)
 
     @classmethod
     def main(cls, cfg: SweepConfig) -> None:
-        main(cfg)
+        main(cls.expanded(cfg))

@@ -280,3 +280,11 @@ def test_bounded_fit_stays_in_the_box_and_converges_on_its_face(solver):
 def test_the_fitter_keeps_freed_blocks_with_glibc():
     """The allocator setting that saves the fits their page faults is accepted (mallopt returns 1)."""
     assert keep_freed_memory()
+
+
+def test_an_unknown_solver_is_refused_naming_the_fit():
+    from common.config import ConfigError, load_config
+    from sigmoid_attention import synthetic
+
+    with pytest.raises(ConfigError, match="'fit.solver' = 'newton' is not allowed: one of geodesic, marquardt"):
+        load_config(synthetic.Config, "sigmoid_attention/configs/fig1a_smoke.yaml", ["fit.solver=newton"])
