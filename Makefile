@@ -16,12 +16,12 @@ $(VENV_STAMP): pyproject.toml
 # estimator beside the papers' gradient-descent protocol, about a minute on a CPU (results/sigmoid_attention/figures/demo).
 demo: $(VENV_STAMP)
 	$(PY) -m sigmoid_attention.synthetic --config sigmoid_attention/configs/demo.yaml
-	$(PY) -m sigmoid_attention.figures panels=[demo] minimax=false out_dir=results/sigmoid_attention/figures/demo
+	$(PY) -m common.synthetic.figures paper=sigmoid_attention panels=[demo] minimax=false out_dir=results/sigmoid_attention/figures/demo
 
 # Sigmoid attention: the paper-sized synthetic figures (hours on a CPU; see slurm/README.md for a cluster).
 paper: $(VENV_STAMP)
 	for f in $(FIGURES); do $(PY) -m sigmoid_attention.synthetic --config sigmoid_attention/configs/$${f}.yaml || exit 1; done
-	$(PY) -m sigmoid_attention.figures variant=paper
+	$(PY) -m common.synthetic.figures paper=sigmoid_attention variant=paper
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q --durations=10
@@ -36,7 +36,7 @@ PAPERS = $(shell $(PY) -c 'from common.experiment import PAPERS; print(*PAPERS)'
 RECORDS ?= records
 figures: $(VENV_STAMP)
 	status=0; for p in $(PAPERS); do \
-		$(PY) -m $$p.figures variant=paper results_dir=$(RECORDS)/$$p out_dir=results/$$p/figures/paper || status=1; \
+		$(PY) -m common.synthetic.figures paper=$$p variant=paper results_dir=$(RECORDS)/$$p out_dir=results/$$p/figures/paper || status=1; \
 	done; \
 	$(PY) -m sigmoid_attention.sensitivity run=false \
 		results_dir=$(RECORDS)/sigmoid_attention out_dir=results/sigmoid_attention/figures/paper || status=1; \

@@ -15,11 +15,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common.config import ConfigError, cli_config, load_config
+from common.config import ConfigError, cli_config
+from common.manifest import load_figures
 from common.runs import atomic_write_json, environment_record, is_done, read_run
 from common.synthetic.experiment import fit_replicates
+from common.synthetic.figures import panel_config
 from sigmoid_attention import synthetic
-from sigmoid_attention.figures import CONFIG_DIR, PANELS
+
+PANELS = load_figures("sigmoid_attention").panels
 
 
 @dataclass
@@ -44,7 +47,7 @@ def recorded_fit_seconds() -> tuple[float, int, int]:
     """Sum of the fit times recorded by the paper points computed so far, how many there are, and the total."""
     seconds, done, total = 0.0, 0, 0
     for panel in PANELS:
-        cfg = load_config(synthetic.Config, CONFIG_DIR / f"{panel}.yaml")
+        cfg = panel_config("sigmoid_attention", panel, "paper")
         for point in synthetic.Synthetic.sweep(cfg):
             total += 1
             path = synthetic.Synthetic.point_dir(cfg, point)
@@ -55,7 +58,7 @@ def recorded_fit_seconds() -> tuple[float, int, int]:
 
 
 def main(bench: BenchConfig) -> dict:
-    cfg = load_config(synthetic.Config, CONFIG_DIR / f"{bench.panel}.yaml")
+    cfg = panel_config("sigmoid_attention", bench.panel, "paper")
     problem = synthetic.fit_problem(cfg, cfg.curves[bench.curve], cfg.num_atoms[0])
     comparisons = []
     for n in bench.sizes:
@@ -92,7 +95,7 @@ def main(bench: BenchConfig) -> dict:
     if bench.full_grid:
         start = time.perf_counter()
         for panel in PANELS:
-            synthetic.Synthetic.main(load_config(synthetic.Config, CONFIG_DIR / f"{panel}.yaml"))
+            synthetic.Synthetic.main(panel_config("sigmoid_attention", panel, "paper"))
         record["paper_grid_seconds"] = time.perf_counter() - start
     path = Path(bench.results_dir) / "sigmoid_attention_grid.json"
     atomic_write_json(path, record)

@@ -14,16 +14,17 @@ and prints a table.
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from common.config import ConfigError, cli_config, load_config
-from common.experiment import PAPERS
+from common.config import ConfigError, cli_config
+from common.experiment import PAPERS, registered_in
+from common.manifest import load_figures, load_manifest
 from common.runs import atomic_write_json, environment_record, is_done, read_run
+from common.synthetic import figures
 from common.synthetic.sweep import fit_label, fits
 
 GOAL_SECONDS = 3600.0
@@ -46,33 +47,20 @@ def results_dir(paper: str, results_root: str | None) -> str | None:
     return None if results_root is None else str(Path(results_root) / paper)
 
 
-def paper_panels(paper: str, results_root: str | None) -> list:
-    figures = importlib.import_module(f"{paper}.figures")
-    return [figures.panel_config(panel, "paper", results_dir(paper, results_root)) for panel in figures.PANELS]
-
-
 def grids(paper: str, results_root: str | None) -> dict[str, list[tuple]]:
-    """Grid name -> its distinct (module, config, point) triples."""
-    synthetic = importlib.import_module(f"{paper}.synthetic")
+    """Grid name -> its distinct (experiment, config, point) triples."""
+    table, entries = load_figures(paper), load_manifest(paper)
     out: dict[str, dict] = {}
-    for cfg in paper_panels(paper, results_root):
+    for name in table.panels:
+        experiment = registered_in(entries[name].module)
+        cfg = figures.panel_config(paper, name, "paper", results_dir(paper, results_root))
         labels = [fit_label(fit) for fit in fits(cfg)]
-        for point in synthetic.Synthetic.sweep(cfg):
-            out.setdefault(labels[point.fit], {})[synthetic.Synthetic.point_dir(cfg, point)] = (
-                synthetic.Synthetic,
-                cfg,
-                point,
-            )
-    try:
-        minimax = importlib.import_module(f"{paper}.minimax")
-    except ModuleNotFoundError:
-        return {name: list(points.values()) for name, points in out.items()}
-    figures = importlib.import_module(f"{paper}.figures")
-    overrides = [f"results_dir={results_dir(paper, results_root)}"] if results_root else []
-    family = load_config(minimax.Config, Path(figures.CONFIG_DIR) / "minimax.yaml", overrides)
-    out["minimax"] = {
-        minimax.Minimax.point_dir(family, p): (minimax.Minimax, family, p) for p in minimax.Minimax.sweep(family)
-    }
+        for point in experiment.sweep(cfg):
+            out.setdefault(labels[point.fit], {})[experiment.point_dir(cfg, point)] = (experiment, cfg, point)
+    if table.minimax is not None:
+        experiment = registered_in(entries[table.minimax].module)
+        family = figures.panel_config(paper, table.minimax, "paper", results_dir(paper, results_root))
+        out["minimax"] = {experiment.point_dir(family, p): (experiment, family, p) for p in experiment.sweep(family)}
     return {name: list(points.values()) for name, points in out.items()}
 
 

@@ -28,6 +28,7 @@ a module registers (one per module) exactly as it launches the older module cont
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import sys
 import time
@@ -38,7 +39,7 @@ from typing import Any, ClassVar
 import torch
 
 from common import runs
-from common.config import cli_config, config_to_dict
+from common.config import ConfigError, cli_config, config_to_dict
 from common.training.sweeps import device_of
 
 REGISTRY: dict[str, type[Experiment]] = {}
@@ -91,6 +92,22 @@ def register(name: str):
         return cls
 
     return decorate
+
+
+def registered_in(module_name: str) -> type[Experiment]:
+    """The experiment that module ``module_name`` registers (one per launchable module), importing it."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"experiment module '{module_name}' cannot be imported: {error}") from error
+    registered = [cls for cls in REGISTRY.values() if cls.__module__ == module.__name__]
+    if len(registered) != 1:
+        found = ", ".join(cls.name for cls in registered) or "none"
+        raise ConfigError(
+            f"experiment module '{module_name}' registers {found}: a launchable module registers one Experiment "
+            "subclass (common.experiment: @register('<paper>.<name>'))"
+        )
+    return registered[0]
 
 
 class Experiment:

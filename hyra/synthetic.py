@@ -9,9 +9,9 @@ spec's proposal (spec Sec. 7.1 (e)). One entry point, one config per panel:
 
     python -m hyra.synthetic --config hyra/configs/multihead.yaml [key=value ...]
 
-Points are stored under ``results_dir/points/<config hash>`` and skipped when done; ``python -m hyra.figures``
-draws the panel. The sweep is the shared ``common.synthetic.sweep`` with the LoRA family of
-``common.synthetic.lora_sweep``, grouped into heads.
+Points are stored under ``results_dir/points/<config hash>`` and skipped when done; ``python -m
+common.synthetic.figures paper=hyra`` draws the panel. The sweep is the shared ``common.synthetic.sweep`` with the
+LoRA family of ``common.synthetic.lora_sweep``, grouped into heads.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
 One true atom (here the zero reference) is split into two atoms on its gate with half its mass each and expert
 biases beta* +- eps, the construction of QG App. D.3's proof; every truth of the family is fitted by least squares
 with N = N* + 1 atoms from the family's common centre. Linear experts (Thm C.1: slower than any polynomial rate)
-beside ReLU experts (Thm 3.3: parametric). ``python -m quadratic_gating.figures`` draws the envelope sup_eps mean loss
-against n and tabulates its slope. The machinery is ``common.synthetic.minimax``.
+beside ReLU experts (Thm 3.3: parametric). ``python -m common.synthetic.figures paper=quadratic_gating`` draws the
+envelope sup_eps mean loss against n and tabulates its slope. The machinery is ``common.synthetic.minimax``.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ entry point:
 
     python -m quadratic_gating.synthetic --config quadratic_gating/configs/fig1_polynomial.yaml [key=value ...]
 
-A sweep point is (curve, N, n): R replicate least-squares fits batched into one program, all the Voronoi
-losses defined for the gate (QG Eq. (17), (25), (27)) and the regression error ||f_G-hat - f_G*||. Points are
-stored under ``results_dir/points/<config hash>`` and skipped when done; ``python -m quadratic_gating.figures``
-draws the panels. The sweep is the shared ``common.synthetic.sweep``; this module holds the paper's
-defaults (QG App. F.1) and restrictions.
+A sweep point is (curve, N, n): R replicate least-squares fits batched into one program, all the Voronoi losses
+defined for the gate (QG Eq. (17), (25), (27)) and the regression error ||f_G-hat - f_G*||. Points are stored under
+``results_dir/points/<config hash>`` and skipped when done; ``python -m common.synthetic.figures
+paper=quadratic_gating`` draws the panels. The sweep is the shared ``common.synthetic.sweep``; this module holds the
+paper's defaults (QG App. F.1) and restrictions.
 """
 
 from __future__ import annotations

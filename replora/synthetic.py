@@ -9,8 +9,8 @@ the settings are the spec's proposal (spec Sec. 6.4). One entry point, one confi
     python -m replora.synthetic --config replora/configs/lora.yaml [key=value ...]
 
 Points are stored under ``results_dir/points/<config hash>`` and skipped when done; ``python -m
-replora.figures`` draws the panels. The sweep is the shared ``common.synthetic.sweep`` with the LoRA family
-(``common.synthetic.lora_sweep``).
+common.synthetic.figures paper=replora`` draws the panels. The sweep is the shared ``common.synthetic.sweep`` with
+the LoRA family (``common.synthetic.lora_sweep``).
 """
 
 from __future__ import annotations

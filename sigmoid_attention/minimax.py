@@ -2,10 +2,10 @@
 
     python -m sigmoid_attention.minimax --config sigmoid_attention/configs/minimax.yaml [key=value ...]
 
-One true atom with a constant gate sigma(0) is split into two atoms on that gate with half its mass each and
-expert biases beta* +- eps (SG App. B.3); every truth of the family is fitted by least squares with N = N* + 1
-atoms from the family's common centre. Linear experts (Thm 2: slower than any polynomial rate) beside ReLU
-experts (Thm 1: parametric). ``python -m sigmoid_attention.figures`` draws the envelope sup_eps mean loss
+One true atom with a constant gate sigma(0) is split into two atoms on that gate with half its mass each and expert
+biases beta* +- eps (SG App. B.3); every truth of the family is fitted by least squares with N = N* + 1 atoms from
+the family's common centre. Linear experts (Thm 2: slower than any polynomial rate) beside ReLU experts (Thm 1:
+parametric). ``python -m common.synthetic.figures paper=sigmoid_attention`` draws the envelope sup_eps mean loss
 against n and tabulates its slope. The machinery is ``common.synthetic.minimax``.
 """
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.config import cli_config
+from common.synthetic.figures import panel_configs
 from common.synthetic.sensitivity import SensitivityConfig, write_sensitivity
-from sigmoid_attention.figures import PANELS, panel_config
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Config(SensitivityConfig):
 
 
 def main(sens: Config) -> None:
-    write_sensitivity([panel_config(p, sens.variant, sens.results_dir) for p in PANELS], sens)
+    write_sensitivity([cfg for _, cfg in panel_configs("sigmoid_attention", sens.variant, sens.results_dir)], sens)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ Each panel is a config (``sigmoid_attention/configs/<panel>[_smoke].yaml``) of t
     python -m sigmoid_attention.synthetic --config sigmoid_attention/configs/fig1a.yaml [key=value ...]
 
 A sweep point is (curve, number of fitted atoms N, sample size n): R replicate least-squares fits of a
-quadratic-gating MoE (SG Eq. (5), App. E) batched into one program, their Voronoi losses and the regression
-error ||f_G-hat - f_G*||. Points are stored under ``results_dir/points/<config hash>`` and skipped when done;
-``python -m sigmoid_attention.figures`` draws the panels from them. The sweep itself is the shared
+quadratic-gating MoE (SG Eq. (5), App. E) batched into one program, their Voronoi losses and the regression error
+||f_G-hat - f_G*||. Points are stored under ``results_dir/points/<config hash>`` and skipped when done; ``python -m
+common.synthetic.figures paper=sigmoid_attention`` draws the panels from them. The sweep itself is the shared
 ``common.synthetic.sweep``; this module holds the paper's defaults and restrictions.
 """
 

@@ -15,8 +15,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import manifest as papers
 from common.config import ConfigError, load_config
-from slurm import jobs, papers
+from slurm import jobs
 from slurm.submit import SubmitError, import_experiment
 
 OTHER = "other"  # submissions of modules outside the papers (tests, your own)

@@ -11,7 +11,7 @@ NAME is `local` (submitit LocalExecutor: subprocesses on this machine, `--parall
 `--cluster`: `local` where `sbatch` is not on PATH, else the profile `default`.
 
 With `--paper`, the experiments and the resources of their jobs come from `<paper>/configs/experiments.yaml`
-(slurm/papers.py); `key=value` overrides apply to every experiment's config; `--gpu` takes the manifest's
+(common/manifest.py); `key=value` overrides apply to every experiment's config; `--gpu` takes the manifest's
 `gpu_resources` where an experiment has them (the synthetic sweeps). A module submission takes the job resources
 from the profile.
 
@@ -26,7 +26,6 @@ experiment's business (common/training). `python -m slurm.status` shows what bec
 """
 
 import argparse
-import importlib
 import shlex
 import shutil
 import subprocess
@@ -43,10 +42,11 @@ import torch
 from submitit.helpers import Checkpointable
 from submitit.slurm.slurm import _make_sbatch_string
 
+from common import manifest as papers
 from common.config import ConfigError, add_config_arguments, load_config
-from common.experiment import REGISTRY, Experiment
-from slurm import jobs, papers
-from slurm.papers import Resources
+from common.experiment import Experiment, registered_in
+from common.manifest import Resources
+from slurm import jobs
 
 PROFILES_DIR = Path(__file__).parent / "clusters"
 BUILTIN_CLUSTERS = ("local", "debug")
@@ -156,17 +156,9 @@ class Launch:
 def import_experiment(name: str) -> type[Experiment]:
     """The experiment that module `name` registers (an `Experiment` subclass, one per module)."""
     try:
-        module = importlib.import_module(name)
-    except ImportError as error:
-        raise SubmitError(f"experiment module '{name}' cannot be imported: {error}") from error
-    registered = [cls for cls in REGISTRY.values() if cls.__module__ == module.__name__]
-    if len(registered) != 1:
-        found = ", ".join(cls.name for cls in registered) or "none"
-        raise SubmitError(
-            f"experiment module '{name}' registers {found}: a launchable module registers one Experiment subclass "
-            "(common.experiment: @register('<paper>.<name>'))"
-        )
-    return registered[0]
+        return registered_in(name)
+    except ConfigError as error:
+        raise SubmitError(str(error)) from error
 
 
 def module_name(experiment: type[Experiment]) -> str:

@@ -9,9 +9,9 @@ the settings are the spec's proposal (spec Sec. 5). Each panel is a config of on
 
     python -m softmax_moe_rates.synthetic --config softmax_moe_rates/configs/softmax.yaml [key=value ...]
 
-Points are stored under ``results_dir/points/<config hash>`` and skipped when done;
-``python -m softmax_moe_rates.figures`` draws the panels. The sweep is the shared ``common.synthetic.sweep``;
-this module holds the paper's defaults and restrictions.
+Points are stored under ``results_dir/points/<config hash>`` and skipped when done; ``python -m
+common.synthetic.figures paper=softmax_moe_rates`` draws the panels. The sweep is the shared
+``common.synthetic.sweep``; this module holds the paper's defaults and restrictions.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common import manifest as papers
 from common.config import ConfigError, config_hash, load_config
-from slurm import papers, submit
+from slurm import submit
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("golden_run_dirs.json")

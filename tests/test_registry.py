@@ -4,10 +4,11 @@ config (a sweep of unique run directories, nothing computed twice, bad inputs re
 
 import pytest
 
+from common import manifest as papers
 from common import runs
 from common.config import ConfigError, load_config
 from common.experiment import PAPERS, REGISTRY, Experiment
-from slurm import papers, submit
+from slurm import submit
 
 EXPERIMENTS = [(paper, name) for paper in PAPERS for name in papers.load_manifest(paper)]
 # the config field that names each real experiment's input; the synthetic sweeps read nothing
@@ -99,3 +100,26 @@ def test_the_launcher_lists_the_jobs_of_every_experiment(paper, name, tmp_path, 
     out = capsys.readouterr().out
     assert f"experiment: {paper}.{name} ({experiment.__module__}" in out and "pending" in out
     assert "dry run: nothing submitted" in out
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_panel_of_a_figures_table_is_a_synthetic_experiment_of_the_manifest(paper):
+    table, entries = papers.load_figures(paper), papers.load_manifest(paper)
+    for name in [*table.panels, *table.optional, *([table.minimax] if table.minimax else [])]:
+        experiment = submit.import_experiment(entries[name].module)
+        assert experiment.run_name == "points", f"{paper}: panel {name} draws {experiment.name}, not a sweep"
+
+
+def test_a_figures_table_naming_an_unknown_experiment_is_refused(tmp_path):
+    path = tmp_path / papers.MANIFEST_FILE
+    path.write_text(
+        "experiments:\n  fig1a: {module: sigmoid_attention.synthetic, config: fig1a.yaml}\n"
+        "figures: {panels: [fig1a, fig9], error_sd: 3.0}\n"
+    )
+    with pytest.raises(ConfigError, match=r"'figures' = \['fig9'\] is not allowed: experiments of the manifest: fig1a"):
+        load_config(papers.Manifest, path)
+    path.write_text("experiments: {}\nfigures: {panels: []}\n")
+    with pytest.raises(ConfigError, match="figures.panels"):
+        load_config(papers.Manifest, path)
+    with pytest.raises(ConfigError, match="'paper' = 'nope' is not allowed"):
+        papers.load_figures("nope")

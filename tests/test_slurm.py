@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from common import manifest as papers
 from common.config import ConfigError, load_config
-from slurm import jobs, papers, status, submit
+from slurm import jobs, status, submit
 from tests import toy_experiment
 
 TOY = "tests.toy_experiment"

@@ -18,7 +18,8 @@ import pytest
 
 from common import runs
 from common.config import load_config
-from sigmoid_attention import figures, synthetic
+from common.synthetic import figures
+from sigmoid_attention import synthetic
 from slurm import jobs, status, submit
 from tests import toy_experiment, toy_training
 
@@ -90,13 +91,19 @@ def test_a_papers_smoke_sweep_as_a_job_array_equals_a_local_run(tmp_path, capsys
     assert status.main(["--paper", "sigmoid_attention", "--results-root", str(on_slurm)]) == 0
     assert "16 points: 16 done" in capsys.readouterr().out
     original = figures.panel_config
-    figures.panel_config = lambda panel, variant, results_dir=None: load_config(
+    figures.panel_config = lambda paper, panel, variant, results_dir=None: load_config(
         synthetic.Config, "sigmoid_attention/configs/fig1a_smoke.yaml", [f"results_dir={results_dir}", only_estimator]
     )
     try:
         for results_dir in (on_slurm, local):
             figures.main(
-                figures.FiguresConfig(variant="smoke", panels=["fig1a"], results_dir=str(results_dir), minimax=False)
+                figures.FiguresConfig(
+                    paper="sigmoid_attention",
+                    variant="smoke",
+                    panels=["fig1a"],
+                    results_dir=str(results_dir),
+                    minimax=False,
+                )
             )
     finally:
         figures.panel_config = original

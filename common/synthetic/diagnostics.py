@@ -20,12 +20,11 @@ to ``<results_dir>/diagnostics/<variant>/{fisher,init_scale,cells}.{csv,md}``:
     python -m common.synthetic.diagnostics paper=<paper> [variant=paper|smoke] [tables=[fisher,init_scale,cells]]
         [init_scales=[0.05,0.1,0.2]] [n=10000] [results_dir=...]
 
-diagnoses every drawn curve of the paper's panels (its ``figures`` module's panel table).
+diagnoses every drawn curve of the paper's panels (the ``figures:`` table of its manifest).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from common.experiment import PAPERS, VARIANTS
 from common.plotting import write_table
 from common.runs import is_done as run_is_done
 from common.runs import read_run
+from common.synthetic import figures
 from common.synthetic.experiment import least_squares
 from common.synthetic.sweep import (
     CurveConfig,
@@ -62,7 +62,7 @@ TABLES = ("fisher", "init_scale", "cells")
 
 @dataclass
 class DiagnosticsConfig:
-    paper: str = "sigmoid_attention"  # whose panels: a paper with synthetic figures
+    paper: str = ""  # whose panels: a paper whose manifest has a figures table
     variant: str = "paper"  # the panel configs whose curves are diagnosed: paper | smoke
     tables: list[str] = field(default_factory=lambda: list(TABLES))
     fisher_size: int = 100_000  # inputs of the Monte Carlo Fisher information
@@ -249,9 +249,8 @@ def write_diagnostics(panels: Sequence[SweepConfig], diag_cfg: DiagnosticsConfig
 
 
 def main(diag_cfg: DiagnosticsConfig) -> dict[str, pd.DataFrame]:
-    """The tables for every panel of ``diag_cfg.paper`` (its ``figures`` module's ``PANELS`` and ``panel_config``)."""
-    figures = importlib.import_module(f"{diag_cfg.paper}.figures")
-    panels = [figures.panel_config(p, diag_cfg.variant, diag_cfg.results_dir) for p in figures.PANELS]
+    """The tables for every panel of ``diag_cfg.paper`` (its manifest's panel table)."""
+    panels = [cfg for _, cfg in figures.panel_configs(diag_cfg.paper, diag_cfg.variant, diag_cfg.results_dir)]
     return write_diagnostics(panels, diag_cfg)
 
 

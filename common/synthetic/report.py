@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from common.config import ConfigError, load_config
-from common.experiment import VARIANTS
 from common.plotting import RateCurve, plot_rate_curves, save_figure, use_house_style, write_table
 from common.runs import is_done, read_run
 from common.synthetic.rates import fit_rate
@@ -29,35 +26,6 @@ from common.synthetic.truth import fitted_mask
 
 UPPER_N = 10_000  # slope_upper: the slope over n >= UPPER_N, where more fits are in their local regime
 FIT_MARKERS = {"least_squares": "o", "paper_full_batch": "s", "paper_minibatch": "^"}
-
-
-@dataclass
-class FiguresConfig:
-    """What a paper's ``figures`` entry point draws; the paper's subclass names its panels in ``PANELS``."""
-
-    PANELS: ClassVar[tuple[str, ...]] = ()
-    OPTIONAL_PANELS: ClassVar[tuple[str, ...]] = ()  # drawn only when named in ``panels`` (e.g. the demo)
-    variant: str = "paper"  # which configs' points to draw: paper | smoke
-    panels: list[str] = field(default_factory=list)  # empty: every panel of the paper
-    results_dir: str | None = None  # None: the panel configs' own results_dir
-    out_dir: str | None = None  # None: <results_dir>/figures/<variant>
-
-    def validate(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ConfigError.invalid("variant", self.variant, f"one of {', '.join(VARIANTS)}")
-        allowed = (*self.PANELS, *self.OPTIONAL_PANELS)
-        if any(p not in allowed for p in self.panels):
-            raise ConfigError.invalid("panels", self.panels, f"a subset of {', '.join(allowed)}")
-
-    def selected(self) -> list[str]:
-        return list(self.panels or self.PANELS)
-
-
-def load_panel(config_cls: type, config_dir: Path, panel: str, variant: str, results_dir: str | None = None):
-    """The config of one panel: ``<config_dir>/<panel>[_smoke].yaml``, optionally with another results_dir."""
-    suffix = "_smoke" if variant == "smoke" else ""
-    overrides = [f"results_dir={results_dir}"] if results_dir else []
-    return load_config(config_cls, Path(config_dir) / f"{panel}{suffix}.yaml", overrides)
 
 
 @dataclass
@@ -158,13 +126,14 @@ def draw_panel(panel: str, cfg: SweepConfig, curves: list[RateCurve], error_sd: 
     plt.close(fig)
 
 
-def output_dir(cfg: SweepConfig, fig_cfg: FiguresConfig) -> Path:
-    """Where a paper's figures and tables go: ``out_dir``, else <results_dir of its panels>/figures/<variant>."""
+def output_dir(cfg: SweepConfig, fig_cfg) -> Path:
+    """Where a paper's figures and tables go (``fig_cfg``: a ``common.synthetic.figures.FiguresConfig``):
+    ``out_dir``, else <results_dir of its panels>/figures/<variant>."""
     return Path(fig_cfg.out_dir or Path(cfg.results_dir) / "figures" / fig_cfg.variant)
 
 
 def write_report(
-    panels: Sequence[tuple[str, SweepConfig]], error_sd: float, fig_cfg: FiguresConfig, missing_elsewhere=()
+    panels: Sequence[tuple[str, SweepConfig]], error_sd: float, fig_cfg, missing_elsewhere=()
 ) -> pd.DataFrame:
     """Draw every complete panel and write ``slopes.csv`` / ``slopes.md``; exit 1 if points are missing (here or
     in ``missing_elsewhere``: (panel, curve label, point) of the paper's other figures)."""

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from common.config import ConfigError
+from common.experiment import VARIANTS
 from common.plotting import write_table
 from common.synthetic.diagnostics import curve_name, distinct_curves
 from common.synthetic.rates import fit_rate
-from common.synthetic.report import VARIANTS, collect
+from common.synthetic.report import collect
 from common.synthetic.sweep import SweepConfig, fit_label, fits, is_done, run_point, sweep
 
 READINGS = ("paper_full_batch", "paper_minibatch")

@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from common.config import ConfigError, load_config
-from common.synthetic import diagnostics
-from quadratic_gating import figures, synthetic
+from common.manifest import load_figures
+from common.synthetic import diagnostics, figures
+from quadratic_gating import synthetic
+
+PANELS = load_figures("quadratic_gating").panels
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 TINY = ["sample_sizes=[200,400,800]", "replicates=2", "dim=2", "num_true=3", "num_atoms=[4]", "test_size=2000"]
@@ -52,15 +55,19 @@ def test_truth_has_the_zero_reference_atom_and_small_gates():
 
 
 def test_smoke_panels_run_and_draw(tmp_path):
-    for panel in figures.PANELS:
+    for panel in PANELS:
         synthetic.Synthetic.main(tiny_config(panel, tmp_path))
     original = figures.panel_config
-    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    figures.panel_config = lambda paper, panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
-        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs"), minimax=False))
+        figures.main(
+            figures.FiguresConfig(
+                paper="quadratic_gating", variant="smoke", out_dir=str(tmp_path / "figs"), minimax=False
+            )
+        )
     finally:
         figures.panel_config = original
-    for panel in figures.PANELS:
+    for panel in PANELS:
         assert (tmp_path / "figs" / f"{panel}.png").stat().st_size > 0
     slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
     columns = ["figure", "curve", "slope", "ci_low", "ci_high", "expected_low", "expected_high", "paper_slope"]

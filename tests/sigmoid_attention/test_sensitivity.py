@@ -6,16 +6,17 @@ import pandas as pd
 import pytest
 
 from common.config import ConfigError, load_config
-from common.synthetic import report
+from common.synthetic import figures, report
 from common.synthetic.sensitivity import SensitivityConfig, setting_config
-from sigmoid_attention import figures, sensitivity, synthetic
+from sigmoid_attention import sensitivity, synthetic
 from tests.sigmoid_attention.test_synthetic_flow import CONFIGS, tiny_config
 
 
 def test_one_setting_at_a_time_and_the_recipe_is_the_panels_own_paper_fit(tmp_path, monkeypatch):
-    monkeypatch.setattr(sensitivity, "PANELS", ("fig2a",))
     monkeypatch.setattr(
-        sensitivity, "panel_config", lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+        sensitivity,
+        "panel_configs",
+        lambda paper, variant, results_dir=None: [("fig2a", tiny_config("fig2a", tmp_path))],
     )
     sens = SensitivityConfig(variant="smoke", init_scales=[0.1, 0.3], epochs=[10, 20], learning_rates=[0.1])
     assert sens.settings() == [("recipe", 0.0), ("init_scale", 0.3), ("epochs", 20.0)]
@@ -71,4 +72,4 @@ def test_bad_fits_fail_naming_the_field(override, message):
 def test_bad_sensitivity_config():
     with pytest.raises(ConfigError, match="'readings' = \\['adam'\\]"):
         SensitivityConfig(readings=["adam"]).validate()
-    assert figures.FiguresConfig(panels=["demo"]).selected() == ["demo"]
+    assert figures.FiguresConfig(paper="sigmoid_attention", panels=["demo"]).selected() == ["demo"]

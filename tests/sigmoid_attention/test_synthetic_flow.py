@@ -12,9 +12,12 @@ import pandas as pd
 import pytest
 
 from common.config import ConfigError, load_config
+from common.manifest import load_figures
 from common.runs import read_run
-from common.synthetic import diagnostics, report
-from sigmoid_attention import figures, synthetic
+from common.synthetic import diagnostics, figures, report
+from sigmoid_attention import synthetic
+
+PANELS = load_figures("sigmoid_attention").panels
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 ROOT = Path(synthetic.__file__).parents[1]
@@ -92,16 +95,20 @@ def test_bad_config_fails_before_any_work(tmp_path):
 
 
 def test_all_smoke_panels_run_and_draw(tmp_path):
-    for panel in figures.PANELS:
+    for panel in PANELS:
         synthetic.Synthetic.main(tiny_config(panel, tmp_path))
     # the figures read the same configs: point them at the tiny sweep through the panel loader
     original = figures.panel_config
-    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    figures.panel_config = lambda paper, panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
-        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs"), minimax=False))
+        figures.main(
+            figures.FiguresConfig(
+                paper="sigmoid_attention", variant="smoke", out_dir=str(tmp_path / "figs"), minimax=False
+            )
+        )
     finally:
         figures.panel_config = original
-    for panel in figures.PANELS:
+    for panel in PANELS:
         assert (tmp_path / "figs" / f"{panel}.pdf").stat().st_size > 0
         assert (tmp_path / "figs" / f"{panel}.png").stat().st_size > 0
     slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
@@ -114,7 +121,7 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
 
     # the per-atom split of the drawn losses reads the same points and adds up to the stored loss
     original = figures.panel_config
-    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    figures.panel_config = lambda paper, panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
         diagnostics.main(diagnostics.DiagnosticsConfig(paper="sigmoid_attention", variant="smoke", tables=["cells"]))
     finally:
@@ -136,7 +143,11 @@ def test_all_smoke_panels_run_and_draw(tmp_path):
 
 def test_figures_report_missing_points(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        figures.main(figures.FiguresConfig(variant="smoke", panels=["fig2b"], results_dir=str(tmp_path), minimax=False))
+        figures.main(
+            figures.FiguresConfig(
+                paper="sigmoid_attention", variant="smoke", panels=["fig2b"], results_dir=str(tmp_path), minimax=False
+            )
+        )
     assert "sweep points are missing" in capsys.readouterr().err
 
 

@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from common.config import ConfigError, load_config
-from common.synthetic import diagnostics
-from softmax_moe_rates import figures, synthetic
+from common.manifest import load_figures
+from common.synthetic import diagnostics, figures
+from softmax_moe_rates import synthetic
+
+PANELS = load_figures("softmax_moe_rates").panels
 
 CONFIGS = Path(synthetic.__file__).parent / "configs"
 TINY = ["sample_sizes=[200,400,800]", "replicates=2", "test_size=2000"]
@@ -56,15 +59,15 @@ def test_truth_follows_the_proposal():
 
 
 def test_smoke_panel_runs_draws_and_diagnoses(tmp_path):
-    for panel in figures.PANELS:
+    for panel in PANELS:
         synthetic.Synthetic.main(tiny_config(panel, tmp_path))
     original = figures.panel_config
-    figures.panel_config = lambda panel, variant, results_dir=None: tiny_config(panel, tmp_path)
+    figures.panel_config = lambda paper, panel, variant, results_dir=None: tiny_config(panel, tmp_path)
     try:
-        figures.main(figures.FiguresConfig(variant="smoke", out_dir=str(tmp_path / "figs")))
+        figures.main(figures.FiguresConfig(paper="softmax_moe_rates", variant="smoke", out_dir=str(tmp_path / "figs")))
     finally:
         figures.panel_config = original
-    for panel in figures.PANELS:
+    for panel in PANELS:
         assert (tmp_path / "figs" / f"{panel}.png").stat().st_size > 0
     slopes = pd.read_csv(tmp_path / "figs" / "slopes.csv")
     assert list(slopes[slopes.drawn].curve) == ["tanh", "linear", "raw L3,r", "scale-free L1", "GELU", "tanh", "linear"]

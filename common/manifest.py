@@ -13,6 +13,16 @@ and what one job of its job array (one sweep point) needs:
 
 ``gpu_resources`` (optional): what one job needs on a GPU, for an experiment that runs on either (the synthetic
 sweeps: their ``device: auto`` takes the GPU a job is given). ``slurm.submit --gpu`` asks for them.
+
+Under ``figures:``, the paper's panel table: which synthetic experiments ``python -m common.synthetic.figures
+paper=<paper>`` draws (each panel is an experiment above, its points read from that experiment's config), the
+error bars, and the experiment of the minimax envelope where the paper has one:
+
+    figures:
+      panels: [fig1a, fig1b, fig2a, fig2b]
+      optional: [demo]  # drawn only when named (panels=[demo])
+      error_sd: 3.0     # error bars of +-3 standard deviations (SG Sec. 5)
+      minimax: minimax  # omitted: no minimax envelope
 """
 
 from dataclasses import dataclass, field
@@ -54,8 +64,34 @@ class Experiment:
 
 
 @dataclass
+class Figures:
+    """A paper's synthetic panels: experiments of its manifest, drawn by ``common.synthetic.figures``."""
+
+    panels: list[str] = field(default_factory=list)  # drawn by default, in this order
+    optional: list[str] = field(default_factory=list)  # drawn only when asked for by name
+    error_sd: float = 2.0  # error bars of +-error_sd standard deviations
+    minimax: str | None = None  # the experiment whose points draw the minimax envelope
+
+    def validate(self) -> None:
+        if not self.panels:
+            raise ConfigError.invalid("figures.panels", self.panels, "a non-empty list of experiment names")
+        if not self.error_sd > 0:
+            raise ConfigError.invalid("figures.error_sd", self.error_sd, "a positive number")
+
+
+@dataclass
 class Manifest:
     experiments: dict[str, Experiment] = field(default_factory=dict)
+    figures: Figures | None = None  # the paper's synthetic panels, where it has any
+
+    def validate(self) -> None:
+        if self.figures is None:
+            return
+        figures = self.figures
+        named = [*figures.panels, *figures.optional, *([figures.minimax] if figures.minimax else [])]
+        unknown = [name for name in named if name not in self.experiments]
+        if unknown:
+            raise ConfigError.invalid("figures", unknown, f"experiments of the manifest: {', '.join(self.experiments)}")
 
 
 def config_dir(paper: str) -> Path:
@@ -64,13 +100,26 @@ def config_dir(paper: str) -> Path:
 
 def load_manifest(paper: str) -> dict[str, Experiment]:
     """The experiments of `paper`, in the manifest's order."""
+    return read_manifest(paper).experiments
+
+
+def load_figures(paper: str) -> Figures:
+    """The panel table of `paper` (its manifest's ``figures:``); an error naming the papers that have one."""
+    figures = read_manifest(paper).figures if paper in PAPERS else None
+    if figures is None:
+        with_figures = [p for p in PAPERS if read_manifest(p).figures is not None]
+        raise ConfigError.invalid("paper", paper, f"a paper with synthetic figures: {', '.join(with_figures)}")
+    return figures
+
+
+def read_manifest(paper: str) -> Manifest:
     if paper not in PAPERS:
         raise ConfigError(f"unknown paper '{paper}'; available: {', '.join(PAPERS)}")
     path = config_dir(paper) / MANIFEST_FILE
     if not path.is_file():
         raise ConfigError(f"paper '{paper}' has no experiment manifest {path}")
     try:
-        return load_config(Manifest, path).experiments
+        return load_config(Manifest, path)
     except ConfigError as error:
         raise ConfigError(f"experiment manifest {path}: {error}") from None
 
