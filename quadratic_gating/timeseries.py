@@ -12,8 +12,11 @@ learning rate held for 3 epochs, then multiplied by 0.9 each epoch), "type1" (ha
 family's), "constant", or "tst" (one-cycle over every step, for ETTm, Traffic and Electricity). It stops early when
 the validation MSE has not improved for `patience` epochs and reports the test MSE and MAE (on the scaled series,
 over every test window: no `drop_last`) of the epoch with the best validation MSE. "identity" is the paper's Linear
-baseline. Training resumes from the run's checkpoint after each finished epoch. `timeseries_<dataset>.yaml` holds
-PatchTST's own settings for each of the eight benchmarks.
+baseline. Training resumes from the run's checkpoint after each finished epoch (``common.training.loop.TrainingState``:
+the model with its batch-norm statistics, Adam, the schedule, the CPU and CUDA generators; the epoch's shuffle is
+seeded by (seed, epoch)). The epoch loop is this module's own, not ``common.training.fit``'s step loop: it validates
+and stops early after every epoch, and its batch order predates the shared sampler's, which the recorded runs keep.
+`timeseries_<dataset>.yaml` holds PatchTST's own settings for each of the eight benchmarks.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,7 @@ from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.checkpoint import Checkpointer
+from common.training.loop import TrainingState
 from common.training.sweeps import check_device
 from quadratic_gating.models import ForecastTransformer, PatchTST
 
@@ -207,29 +212,12 @@ class TimeSeries(Experiment):
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         scheduler = one_cycle(cfg, optimiser, steps_per_epoch) if cfg.lr_schedule == "tst" else None
         history, best, epoch = [], {"val_mse": float("inf")}, 0
+        # the whole state_dict: PatchTST's batch-norm statistics are buffers
+        training = TrainingState(model, optimiser, scheduler, whole_model=True)
         with Checkpointer(run_dir, every_steps=1) as checkpointer:
             state = checkpointer.load()
             if state is not None:
-                model.load_state_dict(state["model"])
-                optimiser.load_state_dict(state["optimizer"])
-                if scheduler is not None:
-                    scheduler.load_state_dict(state["scheduler"])
-                torch.set_rng_state(state["torch_rng"])
-                if state.get("cuda_rng") is not None and torch.cuda.is_available():
-                    torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks drawn on the GPU
-                epoch, history, best = state["epoch"], state["history"], state["best"]
-
-            def training_state() -> dict:
-                return {
-                    "epoch": epoch,
-                    "history": history,
-                    "best": best,
-                    "model": model.state_dict(),
-                    "optimizer": optimiser.state_dict(),
-                    "scheduler": None if scheduler is None else scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                }
+                epoch, history, best = training.restore(state)["epoch"], state["history"], state["best"]
 
             while epoch < cfg.epochs and epoch - best.get("epoch", 0) < cfg.patience:
                 if scheduler is None:
@@ -252,7 +240,7 @@ class TimeSeries(Experiment):
                 runs.append_log(run_dir, history[-1])
                 if val_mse < best["val_mse"]:
                     best = {"val_mse": val_mse, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
-                checkpointer.step_done(epoch, training_state)
+                checkpointer.step_done(epoch, partial(training.capture, epoch=epoch, history=history, best=best))
         model.load_state_dict(best["model"])
         test_mse, test_mae = evaluate(model, test, cfg.batch_size)
         results = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,45 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> No
             params[name].copy_(value)
 
 
+@dataclass
+class TrainingState:
+    """What a checkpoint holds besides a loop's own progress, saved and restored the same way by every training
+    loop: the model (its trainable parameters, or its whole ``state_dict`` where buffers such as batch-norm
+    statistics change too), the optimiser, the learning-rate schedule, and the CPU and CUDA random generators
+    (dropout masks, on whichever device draws them)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None  # a torch learning-rate scheduler, or None
+    whole_model: bool = False  # True: the model's state_dict (buffers too); False: the trainable parameters
+
+    def capture(self, **progress: Any) -> dict:
+        """The checkpoint: this state and the loop's ``progress`` (step, losses, history, ...)."""
+        model = self.model.state_dict() if self.whole_model else trainable_state(self.model)
+        return {
+            **progress,
+            "model": model,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    def restore(self, state: dict) -> dict:
+        """Load a checkpoint written by ``capture``; returns it, for the loop to read its progress back."""
+        if self.whole_model:
+            self.model.load_state_dict(state["model"])
+        else:
+            load_trainable_state(self.model, state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return state
+
+
 def fit(
     model: nn.Module,
     dataset: Dataset,
@@ -175,27 +215,11 @@ def fit(
     torch.manual_seed(seed)
     losses: list[float] = []
     step = 0
+    training = TrainingState(model, optimizer, scheduler)
     with Checkpointer(run_dir, every_steps=checkpoint_every) as checkpointer:
         state = checkpointer.load()
         if state is not None:
-            load_trainable_state(model, state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
-            if state.get("cuda_rng") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout masks on the GPU
-            step, losses = state["step"], state["losses"]
-
-        def training_state() -> dict:
-            return {
-                "step": step,
-                "losses": losses,
-                "model": trainable_state(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            }
+            step, losses = training.restore(state)["step"], state["losses"]
 
         batches = StepBatches(len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size)
         # Its own generator: a DataLoader draws a seed from the global RNG when it starts, which would shift the
@@ -224,7 +248,7 @@ def fit(
                 runs.append_log(
                     run_dir, {"step": step, "loss": float(np.mean(losses[-log_every:])), "lr": _lr(optimizer)}
                 )
-            checkpointer.step_done(step, training_state)
+            checkpointer.step_done(step, partial(training.capture, step=step, losses=losses))
     return losses
 
 
