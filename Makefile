@@ -3,7 +3,7 @@ PY = .venv/bin/python
 VENV_STAMP = .venv/.installed
 FIGURES = fig1a fig1b fig2a fig2b
 
-.PHONY: demo paper test figures bench gpu-check lint adapterhub-check
+.PHONY: demo paper test figures curves bench gpu-check lint adapterhub-check
 
 # Re-installs only when pyproject.toml is newer than the stamp; otherwise a no-op.
 $(VENV_STAMP): pyproject.toml
@@ -31,10 +31,10 @@ test: $(VENV_STAMP)
 # your own runs. Figures and tables go to results/<paper>/figures/paper (sigmoid attention and quadratic gating:
 # the estimator beside the papers' protocol, the minimax envelope; sigmoid attention: the protocol's sensitivity
 # table). Then RepLoRA's and HyRA's fine-tuning tables (your runs under results/, the CPU-scale text
-# classification from RECORDS) in results/<paper>/tables.
+# classification from RECORDS) in results/<paper>/tables; first the training curves (make curves).
 PAPERS = $(shell $(PY) -c 'from common.experiment import PAPERS; print(*PAPERS)')  # every folder with a manifest
 RECORDS ?= records
-figures: $(VENV_STAMP)
+figures: $(VENV_STAMP) curves
 	status=0; for p in $(PAPERS); do \
 		$(PY) -m common.synthetic.figures paper=$$p variant=paper results_dir=$(RECORDS)/$$p out_dir=results/$$p/figures/paper || status=1; \
 	done; \
@@ -43,6 +43,14 @@ figures: $(VENV_STAMP)
 	for p in replora hyra; do \
 		$(PY) -m $$p.tables results_dir=results text_results_dir=$(RECORDS)/replora out_dir=results/$$p/tables || status=1; \
 	done; exit $$status
+
+# Training curves of the CPU-scale reproductions (quadratic_gating/README.md, replora/README.md), from their records.
+curves: $(VENV_STAMP)
+	$(PY) -m common.curves "runs=[$(RECORDS)/quadratic_gating/timeseries/*]" out=results/quadratic_gating/curves/timeseries_etth1
+	$(PY) -m common.curves "runs=[$(RECORDS)/quadratic_gating/vision/*]" out=results/quadratic_gating/curves/vision_fashion_mnist smooth=5
+	$(PY) -m common.curves "runs=[$(RECORDS)/quadratic_gating/language/*]" out=results/quadratic_gating/curves/language_shakespeare smooth=5
+	$(PY) -m common.curves "runs=[$(RECORDS)/replora/text_classification/*]" "where={fraction: 1.0}" label=[method] \
+		best=val_accuracy out=results/replora/curves/text_minilm
 
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks.sigmoid_attention_grid

@@ -40,6 +40,7 @@ import torch
 
 from common import runs
 from common.config import ConfigError, cli_config, config_to_dict
+from common.training.monitor import Monitor, Progress
 from common.training.sweeps import device_of
 
 REGISTRY: dict[str, type[Experiment]] = {}
@@ -68,6 +69,10 @@ class RunSettings:
     num_workers: int = 0  # data-loading processes (torch.utils.data.DataLoader's name)
     eval_batch_size: int | None = None
     checkpoint_every: int | None = None  # training steps between checkpoints
+    # a training entry point's (common.training.monitor.Monitoring): progress bar or lines, curves' tracker
+    progress: bool = True
+    progress_seconds: float = 30.0
+    tracker: str = "tensorboard"
 
 
 RUN_SETTINGS = tuple(f.name for f in fields(RunSettings))
@@ -156,6 +161,13 @@ class Experiment:
         return {**asdict(point), **config}
 
     @classmethod
+    def monitor(cls, cfg: Any, point: Any, run_dir: Path) -> Monitor:
+        """The progress and tracker of one point's training, as the config's run settings ask (``fit`` and
+        ``predictions`` take it; close it after the last metric)."""
+        label = " ".join(f"{k}={v}" for k, v in asdict(point).items())
+        return Monitor.of(cfg, run_dir, cls.record(cfg, point), name=label)
+
+    @classmethod
     def point_dir(cls, cfg: Any, point: Any) -> Path:
         return runs.run_dir(cfg.results_dir, cls.run_name, cls.record(cfg, point))
 
@@ -190,11 +202,19 @@ class Experiment:
         cls.check_inputs(cfg)
         while True:
             points = cls.sweep(cfg)
-            for i, point in enumerate(points, start=1):
-                if cls.is_done(cfg, point):
-                    continue
+            pending = [i for i, point in enumerate(points, start=1) if not cls.is_done(cfg, point)]
+            progress = Progress(
+                len(points), cls.name or cls.__qualname__, initial=len(points) - len(pending), unit="point",
+                enabled=getattr(cfg, "progress", True), every=1, seconds=getattr(cfg, "progress_seconds", 30.0),
+            )  # fmt: skip
+            for left, i in enumerate(pending):
+                point = points[i - 1]
+                done = len(points) - len(pending) + left
+                progress.write(f"[{i}/{len(points)}] running {point} ({done} done, {len(pending) - left} pending)")
                 path = cls.run_point(cfg, point)
                 print(f"[{i}/{len(points)}] {cls.summary(point, runs.read_run(path)['results'])} ({path})", flush=True)
+                progress.update()
+            progress.close()
             if len(cls.sweep(cfg)) == len(points):
                 return
 

@@ -33,6 +33,7 @@ from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS, use_value_activation
 from common.training import sweeps
 from common.training.loop import Optimization, fit, predictions, total_steps
+from common.training.monitor import Monitoring
 from common.training.sweeps import autocast, check_device, classification_results
 
 
@@ -49,7 +50,7 @@ class Recipe:
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/quadratic_gating"
     data_root: str = ""
     model: str = "vit_base_patch16_224"
@@ -76,6 +77,7 @@ class Config:
     threads: int = 0
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         sweeps.check_names("activations", self.activations, VALUE_ACTIVATIONS)
         if not self.data_root:
             raise ConfigError.invalid("data_root", "", "the ImageNet folder (train/ and val/ of class folders)")
@@ -166,15 +168,17 @@ class ImageNet(Experiment):
 
         steps = total_steps(len(train), cfg.optimization)
         collate = torch.utils.data.default_collate
+        monitor = cls.monitor(cfg, point, run_dir)
         losses = fit(
             model, train, collate, loss_fn, cfg.optimization, steps, run_dir, point.seed, cfg.checkpoint_every,
-            num_workers=cfg.num_workers,
+            num_workers=cfg.num_workers, monitor=monitor,
         )  # fmt: skip
-        predicted = predictions(model, val, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+        predicted = predictions(model, val, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers, monitor=monitor)
         counts = {"parameters": sum(p.numel() for p in model.parameters())}
         results = classification_results(
             predicted, val.labels, len(train), train.num_classes, steps, losses, started, counts
         )
+        monitor.results(len(losses), results)
         return results, {"losses": np.asarray(losses), "predictions": predicted}
 
     @classmethod

@@ -25,13 +25,14 @@ from common.data.files import existing_file
 from common.experiment import Experiment, register
 from common.training import sweeps
 from common.training.loop import Optimization, fit
+from common.training.monitor import Monitoring
 from quadratic_gating.models import gpt2_moe, moe_aux_loss, next_token_loss, parameter_counts
 
 VARIANTS = {"dense": None, "moe_linear": "linear", "moe_quadratic": "quadratic"}
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/quadratic_gating"
     text_path: str = ""
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
@@ -57,6 +58,7 @@ class Config:
     device: str = "auto"  # auto: the first GPU when one is visible
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         sweeps.check_device(self.device)
         sweeps.check_names("variants", self.variants, list(VARIANTS))
         if not self.text_path:
@@ -130,8 +132,18 @@ class Language(Experiment):
             return next_token_loss(model, batch.to(device)) + cfg.aux_weight * moe_aux_loss(model)
 
         train = Windows(train_ids, cfg.block_size)
+        monitor = cls.monitor(cfg, point, run_dir)
         losses = fit(
-            model, train, torch.stack, loss_fn, cfg.optimization, cfg.steps, run_dir, point.seed, cfg.checkpoint_every
+            model,
+            train,
+            torch.stack,
+            loss_fn,
+            cfg.optimization,
+            cfg.steps,
+            run_dir,
+            point.seed,
+            cfg.checkpoint_every,
+            monitor=monitor,
         )
         val = Windows(val_ids, cfg.block_size)
         starts = np.linspace(0, len(val) - 1, cfg.eval_windows).astype(int)  # fixed, evenly spread windows
@@ -147,6 +159,7 @@ class Language(Experiment):
             "total_params": counts["total"],
             "steps": cfg.steps,
         }
+        monitor.results(len(losses), results)
         return results, {"losses": np.asarray(losses)}
 
     @classmethod

@@ -33,6 +33,7 @@ from common.data.lm_shards import ShardWindows, load_tokenizer
 from common.experiment import Experiment, register
 from common.training import sweeps
 from common.training.loop import Optimization, fit
+from common.training.monitor import Monitoring
 from common.training.sweeps import autocast, check_device
 from quadratic_gating.models import gpt2_moe, moe_aux_loss, next_token_loss, parameter_counts
 
@@ -41,7 +42,7 @@ DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/quadratic_gating"
     shards_dir: str = ""  # the output of `python -m common.data.lm_shards`
     tokenizer: str = "gpt2"  # the one that wrote the shards: bytes, a tokenizer folder or a hub name
@@ -82,6 +83,7 @@ class Config:
     threads: int = 0
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         sweeps.check_names("variants", self.variants, list(VARIANTS))
         if not self.shards_dir:
             raise ConfigError.invalid("shards_dir", "", "the folder of token shards (python -m common.data.lm_shards)")
@@ -169,9 +171,11 @@ class Pretrain(Experiment):
             with autocast(device, cfg.dtype):
                 return next_token_loss(model, batch) + cfg.aux_weight * moe_aux_loss(model)
 
+        monitor = cls.monitor(cfg, point, run_dir)
         losses = fit(
             model, train, lambda items: torch.stack(items).to(device), loss_fn, cfg.optimization, cfg.steps, run_dir,
             point.seed, cfg.checkpoint_every, final_lr_fraction=cfg.min_lr / cfg.optimization.learning_rate,
+            monitor=monitor,
         )  # fmt: skip
         val_loss = validation_loss(cfg, model, val, device)
         with autocast(device, cfg.dtype):
@@ -187,6 +191,7 @@ class Pretrain(Experiment):
             "steps": cfg.steps,
             "tokens": cfg.steps * cfg.optimization.batch_size * cfg.block_size,
         }
+        monitor.results(len(losses), results)
         return results, {"losses": np.asarray(losses)}
 
     @classmethod

@@ -39,6 +39,7 @@ from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.checkpoint import Checkpointer
 from common.training.loop import TrainingState
+from common.training.monitor import Monitoring
 from common.training.sweeps import check_device
 from quadratic_gating.models import ForecastTransformer, PatchTST
 
@@ -76,7 +77,7 @@ class TransformerConfig:
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/quadratic_gating"
     csv_path: str = ""
     dataset: str = "ETTh1"  # which split rule applies (ETT months or 70/10/20)
@@ -97,6 +98,7 @@ class Config:
     threads: int = 0  # torch CPU threads; 0: torch's default
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         if self.architecture not in ARCHITECTURES:
             raise ConfigError.invalid("architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -167,6 +169,10 @@ def one_cycle(cfg: Config, optimiser: torch.optim.Optimizer, steps_per_epoch: in
     )  # fmt: skip
 
 
+def _lr(optimiser: torch.optim.Optimizer) -> float:
+    return optimiser.param_groups[0]["lr"]
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, windows: Windows, batch_size: int) -> tuple[float, float]:
     """(MSE, MAE) over every window of `windows`."""
@@ -218,7 +224,9 @@ class TimeSeries(Experiment):
             state = checkpointer.load()
             if state is not None:
                 epoch, history, best = training.restore(state)["epoch"], state["history"], state["best"]
-
+            monitor = cls.monitor(cfg, point, run_dir)
+            monitor.start(resume_step=epoch if state is not None else None)
+            progress = monitor.bar(cfg.epochs, "train", initial=epoch, unit="epoch", every=1)
             while epoch < cfg.epochs and epoch - best.get("epoch", 0) < cfg.patience:
                 if scheduler is None:
                     for group in optimiser.param_groups:
@@ -238,6 +246,9 @@ class TimeSeries(Experiment):
                 epoch += 1
                 history.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "val_mse": val_mse})
                 runs.append_log(run_dir, history[-1])
+                train_mse = history[-1]["train_mse"]
+                progress.update(1, train_mse=train_mse, val_mse=val_mse)
+                monitor.scalars(epoch, {"train_mse": train_mse, "val_mse": val_mse, "lr": _lr(optimiser)})
                 if val_mse < best["val_mse"]:
                     best = {"val_mse": val_mse, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
                 checkpointer.step_done(epoch, partial(training.capture, epoch=epoch, history=history, best=best))
@@ -251,6 +262,8 @@ class TimeSeries(Experiment):
             "val_mse": best["val_mse"],
             "parameters": sum(p.numel() for p in model.parameters()),
         }
+        progress.close()
+        monitor.results(epoch, results)
         return results, {name: np.array([h[name] for h in history]) for name in ("train_mse", "val_mse")}
 
     @classmethod

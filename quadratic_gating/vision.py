@@ -30,6 +30,7 @@ from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.loop import Optimization, fit, predictions, total_steps
+from common.training.monitor import Monitoring
 from common.training.sweeps import check_device, classification_results
 from quadratic_gating.models import SmallViT
 
@@ -51,7 +52,7 @@ class ViTConfig:
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/quadratic_gating"
     dataset: str = "fashion_mnist"
     data_root: str = "/usr/share/datasets/fashion-mnist"
@@ -71,6 +72,7 @@ class Config:
     threads: int = 0
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         if self.dataset not in DATASETS:
             raise ConfigError.invalid("dataset", self.dataset, f"one of {', '.join(DATASETS)}")
         sweeps.check_names("activations", self.activations, VALUE_ACTIVATIONS)
@@ -159,11 +161,26 @@ class Vision(Experiment):
                 images = flip_and_crop(images)
             return torch.nn.functional.cross_entropy(model(images), labels)
 
-        losses = fit(model, train, collate, loss_fn, cfg.optimization, steps, run_dir, point.seed, cfg.checkpoint_every)
-        predicted = predictions(model, test, collate, lambda m, b: m(b[0]).argmax(-1), cfg.eval_batch_size)
+        monitor = cls.monitor(cfg, point, run_dir)
+        losses = fit(
+            model,
+            train,
+            collate,
+            loss_fn,
+            cfg.optimization,
+            steps,
+            run_dir,
+            point.seed,
+            cfg.checkpoint_every,
+            monitor=monitor,
+        )
+        predicted = predictions(
+            model, test, collate, lambda m, b: m(b[0]).argmax(-1), cfg.eval_batch_size, monitor=monitor
+        )
         counts = {"parameters": sum(p.numel() for p in model.parameters())}
         labels = test.tensors[1].numpy()
         results = classification_results(predicted, labels, len(train), 10, steps, losses, started, counts)
+        monitor.results(len(losses), results)
         return results, {"losses": np.asarray(losses), "predictions": predicted}
 
     @classmethod

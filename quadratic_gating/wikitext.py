@@ -30,6 +30,7 @@ from common.experiment import Experiment, register
 from common.layers.attention import VALUE_ACTIVATIONS
 from common.training import sweeps
 from common.training.loop import Optimization, fit
+from common.training.monitor import Monitoring
 from common.training.sweeps import autocast, check_device
 from quadratic_gating.models import TransformerLM
 
@@ -37,7 +38,7 @@ LM_NORMALISERS = ("softmax", "performer")
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/quadratic_gating"
     data: str = ""  # a folder of wiki.*.tokens, or a hub name such as Salesforce/wikitext
     subset: str = "wikitext-103-v1"  # the hub dataset's configuration (unused for a folder)
@@ -71,6 +72,7 @@ class Config:
     threads: int = 0
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         if not self.data:
             raise ConfigError.invalid("data", "", "a folder of wiki.*.tokens files or a datasets hub name")
         sweeps.check_names("normalisers", self.normalisers, LM_NORMALISERS)
@@ -158,9 +160,10 @@ class WikiText(Experiment):
             with autocast(device):
                 return model(batch)
 
+        monitor = cls.monitor(cfg, point, run_dir)
         losses = fit(
             model, splits["train"], lambda items: torch.stack(items).to(device), loss_fn, cfg.optimization, cfg.steps,
-            run_dir, point.seed, cfg.checkpoint_every,
+            run_dir, point.seed, cfg.checkpoint_every, monitor=monitor,
         )  # fmt: skip
         results = {
             "val_ppl": perplexity(cfg, model, splits["valid"], device),
@@ -170,6 +173,7 @@ class WikiText(Experiment):
             "parameters": sum(p.numel() for p in model.parameters()),
             "steps": cfg.steps,
         }
+        monitor.results(len(losses), results)
         return results, {"losses": np.asarray(losses)}
 
     @classmethod

@@ -74,6 +74,19 @@ def test_run_point_seeds_writes_results_last_drops_the_checkpoint_and_main_skips
     assert len(Grid.computed) == 6  # nothing twice
 
 
+def test_main_says_which_point_runs_with_the_done_and_pending_counts_unless_progress_is_off(tmp_path, capsys):
+    cfg = GridConfig(results_dir=str(tmp_path), widths=[1], seeds=[0, 1])
+    Grid.run_point(cfg, GridPoint(1, 1))  # computed before: the sweep starts with one done
+    Grid.main(cfg)
+    err = capsys.readouterr().err
+    assert "[1/2] running GridPoint(width=1, seed=0) (1 done, 1 pending)" in err and "\r" not in err
+    assert "tests.grid: 2/2 (100%)" in err
+    quiet = GridConfig(results_dir=str(tmp_path / "q"), widths=[1], seeds=[0, 1])
+    quiet.progress = False  # a config with the run setting (a training config's Monitoring field)
+    Grid.main(quiet)
+    assert capsys.readouterr().err == ""
+
+
 def test_register_names_paper_dot_experiment_once():
     assert REGISTRY["tests.grid"] is Grid and Grid.name == "tests.grid"
     assert REGISTRY["toy.squares"] is toy_experiment.Squares

@@ -30,11 +30,12 @@ from common.adapters import METHODS, merge_adapters
 from common.config import ConfigError
 from common.data import commonsense
 from common.data.sampling import per_class_subset
-from common.experiment import Experiment
+from common.experiment import RUN_SETTINGS, Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
 from common.finetune.selection import check_grid
 from common.training import sweeps
 from common.training.loop import Optimization, fit, total_steps
+from common.training.monitor import Monitoring
 from common.training.sweeps import check_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -45,7 +46,7 @@ def _default_optimization() -> Optimization:  # RepLoRA Table 8 (r = 32) / HyRA 
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/commonsense"
     model: str = "yahma/llama-7b-hf"  # a hub name or a local folder with config.json
     data_root: str = ""  # holds `train_file` and <task>/test.json
@@ -70,6 +71,7 @@ class Config:
     checkpoint_every: int = 200
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         unknown = [t for t in self.tasks if t not in commonsense.TASKS]
         if unknown or len(set(self.tasks)) != len(self.tasks):
             raise ConfigError.invalid("tasks", self.tasks, f"distinct tasks among {', '.join(commonsense.TASKS)}")
@@ -218,8 +220,8 @@ class Finetune(Experiment):
 
     @classmethod
     def record(cls, cfg: Config, point: Point) -> dict:
-        omit = ("results_dir", "methods", "fractions", "seeds", "eval_batch_size", "device", "checkpoint_every",
-                "learning_rates", "weight_decays", "adaptation", "optimization")  # fmt: skip
+        omit = (*RUN_SETTINGS, "methods", "fractions", "seeds", "learning_rates", "weight_decays", "adaptation",
+                "optimization")  # fmt: skip
         return {
             **sweeps.point_record(point, cfg, omit, paths=["data_root"]),
             "tasks": cfg.task_names(),
@@ -244,8 +246,18 @@ class Finetune(Experiment):
         model = adapt(model, point.method, cfg.adaptation).to(device)
         counts = trainable(model)
         steps = total_steps(len(train), schedule(cfg, point), point.fraction)
+        monitor = cls.monitor(cfg, point, run_dir)
         losses = fit(
-            model, train, train.collate, _loss, schedule(cfg, point), steps, run_dir, point.seed, cfg.checkpoint_every
+            model,
+            train,
+            train.collate,
+            _loss,
+            schedule(cfg, point),
+            steps,
+            run_dir,
+            point.seed,
+            cfg.checkpoint_every,
+            monitor=monitor,
         )
         val_loss = validation_loss(model, tokenizer, data["validation"], cfg, device) if data["validation"] else None
         if point.method in METHODS:
@@ -268,6 +280,7 @@ class Finetune(Experiment):
             **counts,
             **({} if val_loss is None else {"val_loss": val_loss, "val_examples": len(data["validation"])}),
         }
+        monitor.results(len(losses), results)
         return results, arrays
 
     @classmethod

@@ -37,11 +37,12 @@ from common.experiment import Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
 from common.finetune.selection import PAPER_LEARNING_RATES, PAPER_WEIGHT_DECAYS, GridAt, check_grid, select
 from common.training.loop import Optimization, fit, predictions, top1, total_steps
+from common.training.monitor import Monitoring
 from common.training.sweeps import check_device, check_positive, classification_results
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/text_classification"
     model_dir: str = ""  # a local HF model folder; empty: the offline all-MiniLM-L6-v2 package
     train_csv: str = ""
@@ -66,6 +67,7 @@ class Config:
     device: str = "auto"  # auto: the first GPU when one is visible
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         check_device(self.device)
         check_methods(self.methods, adaptation=self.adaptation)
         if "prefix" in self.methods:
@@ -262,20 +264,22 @@ class TextClassification(Experiment):
         model = adapt(classifier, point.method, cfg.adaptation, head=classifier.head).to(device)
         counts = trainable(model, classifier.head)
         steps = total_steps(len(train_set), schedule(cfg, point), point.fraction)
+        monitor = cls.monitor(cfg, point, run_dir)
         losses = fit(
             model, train_set, train_set.collate, _loss, schedule(cfg, point), steps, run_dir, point.seed,
-            cfg.checkpoint_every,
+            cfg.checkpoint_every, monitor=monitor,
         )  # fmt: skip
-        predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size)
+        predicted = predictions(model, test_set, test_set.collate, _predict, cfg.eval_batch_size, monitor=monitor)
         results = classification_results(
             predicted, test.labels, len(train_set), len(train.classes), steps, losses, started, counts
         )
         arrays = {"losses": np.asarray(losses), "predictions": predicted}
         if validation.labels:
             val_set = Encoded(tokenizer, validation, cfg.max_length)
-            val_predicted = predictions(model, val_set, val_set.collate, _predict, cfg.eval_batch_size)
+            val_predicted = predictions(model, val_set, val_set.collate, _predict, cfg.eval_batch_size, monitor=monitor)
             results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation.labels)}
             arrays["val_predictions"] = val_predicted
+        monitor.results(len(losses), results)
         return results, arrays
 
     @classmethod

@@ -40,6 +40,7 @@ from common.data.vision import (
 from common.experiment import Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
 from common.training.loop import Optimization, fit, predictions, top1, total_steps
+from common.training.monitor import Monitoring
 from common.training.sweeps import check_device, classification_results
 
 BENCHMARKS = {"vtab": (VTAB_TASKS, VTAB_SPLITS), "fgvc": (FGVC_DATASETS, FGVC_SPLITS)}
@@ -54,7 +55,7 @@ def _overlap(a: str, b: str) -> bool:
 
 
 @dataclass
-class Config:
+class Config(Monitoring):
     results_dir: str = "results/vision"
     benchmark: str = "vtab"  # vtab | fgvc
     data_root: str = ""  # VTAB-1K root (<task>/<split>.txt) or FGVC root (<dataset>/<split>.json)
@@ -80,6 +81,7 @@ class Config:
     checkpoint_every: int = 500
 
     def validate(self) -> None:
+        super().validate()  # progress, tracker
         if self.benchmark not in BENCHMARKS:
             raise ConfigError.invalid("benchmark", self.benchmark, f"one of {', '.join(BENCHMARKS)}")
         names, splits = BENCHMARKS[self.benchmark]
@@ -241,19 +243,23 @@ class Finetune(Experiment):
             return model(batch[0].to(device)).argmax(-1)
 
         collate = torch.utils.data.default_collate
+        monitor = cls.monitor(cfg, point, run_dir)
         losses = fit(
             model, train, collate, loss_fn, schedule(cfg, point), steps, run_dir, point.seed, cfg.checkpoint_every,
-            num_workers=cfg.num_workers,
+            num_workers=cfg.num_workers, monitor=monitor,
         )  # fmt: skip
-        predicted = predictions(model, test, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+        predicted = predictions(model, test, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers, monitor=monitor)
         results = classification_results(
             predicted, test.labels, len(train), train.num_classes, steps, losses, started, counts
         )
         arrays = {"losses": np.asarray(losses), "predictions": predicted}
         if validation is not None:
-            val_predicted = predictions(model, validation, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers)
+            val_predicted = predictions(
+                model, validation, collate, predict_fn, cfg.eval_batch_size, cfg.num_workers, monitor=monitor
+            )
             results |= {"val_accuracy": top1(val_predicted, validation.labels), "val_examples": len(validation)}
             arrays["val_predictions"] = val_predicted
+        monitor.results(len(losses), results)
         return results, arrays
 
     @classmethod

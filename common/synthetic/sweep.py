@@ -29,6 +29,7 @@ from common.synthetic.fitting import FIT_METHODS, SOLVERS, FitConfig, FitResult
 from common.synthetic.models import EXPERTS, GATES, SCORES, MixtureOfExperts
 from common.synthetic.truth import initialise_near_truth, make_generator, sample_ground_truth, sample_inputs
 from common.synthetic.voronoi import VoronoiLoss, losses_for
+from common.training.monitor import Progress
 from common.training.sweeps import check_device, device_of
 
 # Which true atoms have zero gating parameters (A*, b*, c*) = 0 as drawn:
@@ -89,9 +90,13 @@ class SweepConfig:
     # points fitted as one program where they share a sample size, a fit and a fitted family (a minimax family's
     # truths): null is 1 on a CPU, where stacking gains nothing, and 8 on a GPU, to keep it busy (a run setting)
     batch_points: int | None = None
+    progress: bool = True  # one line per fitted point and a points / replicates count (a run setting)
+    progress_seconds: float = 30.0  # in a file: a count line at least this often while points finish
 
     def validate(self) -> None:
         check_device(self.device)
+        if not self.progress_seconds > 0:
+            raise ConfigError.invalid("progress_seconds", self.progress_seconds, "a positive number of seconds")
         if self.batch_points is not None and self.batch_points < 1:
             raise ConfigError.invalid("batch_points", self.batch_points, "a positive number of points, or null")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -499,8 +504,14 @@ def main(cfg: SweepConfig) -> None:
     points = sweep(cfg)
     pending = [p for p in points if not is_done(cfg, p)]
     print(f"[{cfg.figure}] {len(points) - len(pending)} of {len(points)} points already done", flush=True)
+    progress = Progress(
+        len(points), f"[{cfg.figure}] fitted", initial=len(points) - len(pending), unit="point",
+        enabled=cfg.progress, every=1, seconds=cfg.progress_seconds,
+    )  # fmt: skip
     for group in batches(cfg, pending):
         run_points(cfg, group)
+        progress.update(len(group), replicates=(progress.n + len(group) - progress.initial) * cfg.replicates)
+    progress.close()
 
 
 class Synthetic(Experiment):

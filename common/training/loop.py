@@ -15,6 +15,7 @@ interrupted and resumed takes exactly the steps of an uninterrupted one.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from common import runs
 from common.config import ConfigError
 from common.training.checkpoint import Checkpointer
+from common.training.monitor import Monitor
 
 SCHEDULERS = ("cosine", "linear", "constant")
 
@@ -193,13 +195,17 @@ def fit(
     log_every: int = 10,
     num_workers: int = 0,
     final_lr_fraction: float = 0.0,
+    monitor: Monitor | None = None,
 ) -> list[float]:
     """Train the parameters of ``model`` that require grad for ``steps`` optimiser steps; the loss of every step.
 
     ``loss_fn(model, batch)`` returns the mean loss of a batch that ``collate`` built (``collate`` or ``loss_fn``
     moves it to the model's device). Resumes from ``run_dir``'s checkpoint when there is one; every ``log_every`` steps
     appends {"step", "loss", "lr"} to the run's log. The schedule decays to ``final_lr_fraction`` x the peak.
+    ``monitor`` shows the steps' progress and sends loss, learning rate and throughput to its tracker (closed at the
+    end; ``monitor.scalars`` reopens it for the evaluation's metrics).
     """
+    monitor = monitor if monitor is not None else Monitor()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"{type(model).__name__} has no trainable parameters: nothing to fine-tune")
@@ -220,6 +226,9 @@ def fit(
         state = checkpointer.load()
         if state is not None:
             step, losses = training.restore(state)["step"], state["losses"]
+        monitor.start(resume_step=step if state is not None else None)
+        progress = monitor.bar(steps, "train", initial=step, unit="step", every=log_every)
+        window_start, window_steps = time.perf_counter(), 0
 
         batches = StepBatches(len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size)
         # Its own generator: a DataLoader draws a seed from the global RNG when it starts, which would shift the
@@ -243,12 +252,17 @@ def fit(
             scheduler.step()
             step += 1
             losses.append(step_loss)
-            step_loss, first = 0.0, True
+            progress.update(1, loss=step_loss, lr=_lr(optimizer))
+            step_loss, first, window_steps = 0.0, True, window_steps + 1
             if step % log_every == 0 or step == steps:
-                runs.append_log(
-                    run_dir, {"step": step, "loss": float(np.mean(losses[-log_every:])), "lr": _lr(optimizer)}
-                )
+                entry = {"step": step, "loss": float(np.mean(losses[-log_every:])), "lr": _lr(optimizer)}
+                runs.append_log(run_dir, entry)
+                steps_per_s = window_steps / max(time.perf_counter() - window_start, 1e-9)
+                monitor.scalars(step, {**entry, "examples_per_s": steps_per_s * schedule.batch_size})
+                window_start, window_steps = time.perf_counter(), 0
             checkpointer.step_done(step, partial(training.capture, step=step, losses=losses))
+        progress.close()
+    monitor.close()
     return losses
 
 
@@ -264,11 +278,18 @@ def predictions(
     predict_fn: Callable[[nn.Module, Any], torch.Tensor],
     batch_size: int = 128,
     num_workers: int = 0,
+    monitor: Monitor | None = None,
 ) -> np.ndarray:
-    """``predict_fn(model, batch)`` (a class index per example) over ``dataset`` in order, in eval mode."""
+    """``predict_fn(model, batch)`` (a class index per example) over ``dataset`` in order, in eval mode; ``monitor``
+    shows the batches' progress."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=num_workers)
-    out = [predict_fn(model, batch).cpu().numpy() for batch in loader]
+    progress = (monitor if monitor is not None else Monitor()).bar(len(loader), "eval", unit="batch")
+    out = []
+    for batch in loader:
+        out.append(predict_fn(model, batch).cpu().numpy())
+        progress.update()
+    progress.close()
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -206,3 +207,16 @@ def test_launcher_dry_run_lists_pending_points(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "48" in result.stdout and not any(tmp_path.glob("points/*"))  # 16 points x 3 fits
+
+
+def test_the_sweep_counts_fitted_points_and_replicates_in_plain_lines(tmp_path, capsys):
+    cfg = tiny_config("fig1a", tmp_path)
+    synthetic.Synthetic.main(cfg)
+    err = capsys.readouterr().err
+    total = len(synthetic.Synthetic.sweep(cfg))
+    lines = [line for line in err.splitlines() if line.startswith("[fig1a] fitted:")]
+    assert len(lines) == total and "\r" not in err  # every point is a program of its own on the CPU
+    assert lines[-1].startswith(f"[fig1a] fitted: {total}/{total} (100%)")
+    assert f"replicates={total * cfg.replicates}" in lines[-1]
+    synthetic.Synthetic.main(replace(cfg, results_dir=str(tmp_path / "quiet"), progress=False))
+    assert capsys.readouterr().err == ""
