@@ -63,6 +63,7 @@ bench: $(VENV_STAMP)
 gpu-check: $(VENV_STAMP)
 	$(PY) -m pytest -m gpu -q
 	$(PY) -m benchmarks.synthetic_fitter loop=false gpu=true
+	$(PY) -m benchmarks.ddp_throughput
 
 # Our bottleneck adapter against AdapterHub's library (tests/adapters/test_adapterhub.py). The library pins
 # transformers 4.57 and huggingface_hub < 1.0, so it lives in a side environment that shadows those two (and their

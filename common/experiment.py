@@ -40,6 +40,7 @@ import torch
 
 from common import runs
 from common.config import ConfigError, cli_config, config_to_dict
+from common.training import distributed
 from common.training.monitor import Monitor, Progress
 from common.training.sweeps import device_of
 
@@ -133,6 +134,22 @@ class Experiment:
 
     # reads and checks a config's inputs (data, models) and returns them: a staticmethod; None: no inputs
     load_inputs: ClassVar[Any] = None
+    # trains through common.training.fit with nothing else written per process: runs as K data-parallel processes
+    # (torchrun, or slurm.submit's tasks_per_node); its config's ``optimization`` holds the global batch
+    data_parallel: ClassVar[bool] = False
+
+    @classmethod
+    def check_processes(cls, cfg: Any, processes: int) -> None:
+        """Raise ConfigError, before any work, where ``processes`` data-parallel processes cannot run ``cfg``."""
+        if processes <= 1:
+            return
+        if not cls.data_parallel:
+            raise ConfigError(
+                f"{cls.name or cls.__qualname__} runs in one process, not {processes}: launch it without torchrun, "
+                "--processes or tasks_per_node"
+            )
+        schedule = cfg.optimization
+        distributed.check_batches(0, schedule.batch_size, schedule.micro_batch_size, processes)
 
     @classmethod
     def check_inputs(cls, cfg: Any) -> None:
@@ -164,6 +181,8 @@ class Experiment:
     def monitor(cls, cfg: Any, point: Any, run_dir: Path) -> Monitor:
         """The progress and tracker of one point's training, as the config's run settings ask (``fit`` and
         ``predictions`` take it; close it after the last metric)."""
+        if not distributed.is_main():
+            return Monitor()  # the other processes of a data-parallel run show and write nothing
         label = " ".join(f"{k}={v}" for k, v in asdict(point).items())
         return Monitor.of(cfg, run_dir, cls.record(cfg, point), name=label)
 
@@ -186,33 +205,41 @@ class Experiment:
             torch.manual_seed(seed)
         if getattr(cfg, "threads", 0):
             torch.set_num_threads(cfg.threads)
-        device = device_of(getattr(cfg, "device", "cpu"))
+        device = distributed.setup(device_of(getattr(cfg, "device", "cpu")))  # several processes: join them
         path.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         results, arrays = cls.compute(cfg, point, path, device)
         results = {**results, "seconds": time.perf_counter() - start}
-        runs.write_run(path, cls.record(cfg, point), results, arrays, seed=seed, device=str(device))
-        (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
+        if distributed.is_main():
+            extra = {"processes": distributed.world_size()} if distributed.active() else {}
+            runs.write_run(path, cls.record(cfg, point), {**results, **extra}, arrays, seed=seed, device=str(device))
+            (path / runs.CHECKPOINT_FILE).unlink(missing_ok=True)
+        distributed.barrier()  # every process sees the point done before it goes on
         return path
 
     @classmethod
     def main(cls, cfg: Any) -> None:
         """Check the inputs, then compute every point not done yet, one line each; again while the sweep grows (a
         staged sweep adds points once the ones it selects from are done)."""
+        cls.check_processes(cfg, distributed.world_size())
         cls.check_inputs(cfg)
         while True:
             points = cls.sweep(cfg)
             pending = [i for i, point in enumerate(points, start=1) if not cls.is_done(cfg, point)]
+            main_process = distributed.is_main()
             progress = Progress(
                 len(points), cls.name or cls.__qualname__, initial=len(points) - len(pending), unit="point",
-                enabled=getattr(cfg, "progress", True), every=1, seconds=getattr(cfg, "progress_seconds", 30.0),
+                enabled=getattr(cfg, "progress", True) and main_process, every=1,
+                seconds=getattr(cfg, "progress_seconds", 30.0),
             )  # fmt: skip
             for left, i in enumerate(pending):
                 point = points[i - 1]
                 done = len(points) - len(pending) + left
                 progress.write(f"[{i}/{len(points)}] running {point} ({done} done, {len(pending) - left} pending)")
                 path = cls.run_point(cfg, point)
-                print(f"[{i}/{len(points)}] {cls.summary(point, runs.read_run(path)['results'])} ({path})", flush=True)
+                if main_process:
+                    summary = cls.summary(point, runs.read_run(path)["results"])
+                    print(f"[{i}/{len(points)}] {summary} ({path})", flush=True)
                 progress.update()
             progress.close()
             if len(cls.sweep(cfg)) == len(points):

@@ -11,6 +11,8 @@ and what one job of its job array (one sweep point) needs:
         resources: {gpus_per_node: 0, cpus_per_task: 2, mem_gb: 8, timeout_min: 120}
         gpu_resources: {gpus_per_node: 1, cpus_per_task: 4, mem_gb: 16, timeout_min: 30}
 
+``tasks_per_node`` (default 1): the data-parallel processes of one job (the entry points that train through
+``common.training.fit``: one process per GPU, the global batch shared; ``slurm.submit --processes K`` changes it).
 ``gpu_resources`` (optional): what one job needs on a GPU, for an experiment that runs on either (the synthetic
 sweeps: their ``device: auto`` takes the GPU a job is given). ``slurm.submit --gpu`` asks for them.
 
@@ -25,7 +27,7 @@ error bars, and the experiment of the minimax envelope where the paper has one:
       minimax: minimax  # omitted: no minimax envelope
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.config import ConfigError, load_config
@@ -40,13 +42,25 @@ class Resources:
     cpus_per_task: int = 1
     mem_gb: int = 4
     timeout_min: int = 60
+    tasks_per_node: int = 1  # > 1: data-parallel processes of one job (one GPU each where it has GPUs)
 
     def validate(self) -> None:
-        for name in ("cpus_per_task", "mem_gb", "timeout_min"):
+        for name in ("cpus_per_task", "mem_gb", "timeout_min", "tasks_per_node"):
             if getattr(self, name) < 1:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
         if self.gpus_per_node < 0:
             raise ConfigError.invalid("gpus_per_node", self.gpus_per_node, "an integer >= 0")
+        if self.gpus_per_node and self.tasks_per_node > self.gpus_per_node:
+            raise ConfigError.invalid(
+                "tasks_per_node", self.tasks_per_node, f"at most gpus_per_node = {self.gpus_per_node}: one GPU each"
+            )
+
+    def with_processes(self, processes: int) -> "Resources":
+        """These resources for ``processes`` data-parallel tasks: one GPU each where the job uses GPUs."""
+        gpus = processes if self.gpus_per_node else 0
+        resources = replace(self, tasks_per_node=processes, gpus_per_node=gpus)
+        resources.validate()
+        return resources
 
 
 @dataclass

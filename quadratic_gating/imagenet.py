@@ -130,6 +130,7 @@ class ImageNet(Experiment):
     Point = Point
     axes = ("activations", "seeds")
     run_name = "imagenet"
+    data_parallel = True  # torchrun / tasks_per_node: K processes share each step's batch
     paths = ("data_root",)
 
     load_inputs = staticmethod(load_data)

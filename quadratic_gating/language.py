@@ -118,6 +118,7 @@ class Language(Experiment):
     Point = Point
     axes = ("variants", "seeds")
     run_name = "language"
+    data_parallel = True  # torchrun / tasks_per_node: K processes share each step's batch
     paths = ("text_path",)
 
     load_inputs = staticmethod(load_text)

@@ -148,6 +148,7 @@ class Pretrain(Experiment):
     Point = Point
     axes = ("variants", "seeds")
     run_name = "pretrain"
+    data_parallel = True  # torchrun / tasks_per_node: K processes share each step's batch
 
     @classmethod
     def record(cls, cfg: Config, point: Point) -> dict:

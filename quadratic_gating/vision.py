@@ -135,6 +135,7 @@ class Vision(Experiment):
     Point = Point
     axes = ("activations", "seeds")
     run_name = "vision"
+    data_parallel = True  # torchrun / tasks_per_node: K processes share each step's batch
     paths = ("data_root",)
 
     load_inputs = staticmethod(load_data)

@@ -134,6 +134,7 @@ class WikiText(Experiment):
     Point = Point
     axes = ("normalisers", "activations", "seeds")
     run_name = "wikitext"
+    data_parallel = True  # torchrun / tasks_per_node: K processes share each step's batch
 
     @classmethod
     def record(cls, cfg: Config, point: Point) -> dict:

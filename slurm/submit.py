@@ -115,6 +115,8 @@ class ClusterProfile:
         }
         if resources.gpus_per_node:
             parameters["gpus_per_node"] = resources.gpus_per_node
+        if resources.tasks_per_node > 1:
+            parameters["ntasks_per_node"] = resources.tasks_per_node  # torch.distributed's rendezvous from SLURM
         optional = {"account": self.account, "qos": self.qos, "constraint": self.constraint}
         parameters.update({key: value for key, value in optional.items() if value is not None})
         return parameters
@@ -140,13 +142,15 @@ class Launch:
     config_file: str | None
     overrides: list[str]
     resources: Resources | None  # None: the profile's defaults
+    processes: int | None = None  # --processes: data-parallel tasks per job (None: the resources' tasks_per_node)
     points: list[Any] = field(default_factory=list)
     pending: list[Any] = field(default_factory=list)  # points this launch's jobs compute
     shared: list[Any] = field(default_factory=list)  # pending points whose run dir an earlier launch computes
     run_dirs: dict[str, str] = field(default_factory=dict)  # repr(point) -> run dir, where the module says
 
-    def job_resources(self, profile: ClusterProfile) -> Resources:
-        return self.resources or profile.default_resources()
+    def job_resources(self, profile: ClusterProfile | None) -> Resources:
+        resources = self.resources or (profile.default_resources() if profile else Resources())
+        return resources.with_processes(self.processes) if self.processes else resources
 
     @property
     def log_dir(self) -> Path:
@@ -206,7 +210,8 @@ def slurm_partitions() -> list[str] | None:
 def check_resources(launches: list[Launch], cluster: str, profile: ClusterProfile | None, dry_run: bool) -> None:
     """Refuse what the cluster cannot give: more GPUs than it allows, a partition it does not have."""
     for launch in launches:
-        wanted = launch.resources.gpus_per_node if launch.resources else 0
+        resources = launch.job_resources(profile) if launch.resources or launch.processes else None
+        wanted = resources.gpus_per_node if resources else 0
         if profile is None:
             available = torch.cuda.device_count() if cluster == "local" else wanted
             if wanted > available:
@@ -238,11 +243,13 @@ def check_resources(launches: list[Launch], cluster: str, profile: ClusterProfil
             )
 
 
-def check_inputs(launches: list[Launch]) -> None:
-    """Each module's own check of its input data (``check_inputs(cfg)``, optional), last since it reads files."""
+def check_inputs(launches: list[Launch], profile: ClusterProfile | None) -> None:
+    """Each experiment's check that its jobs' processes can share its batches, then its own check of its input data
+    (``check_inputs(cfg)``), last since it reads files."""
     for launch in launches:
         check = getattr(launch.module, "check_inputs", None)
         try:
+            launch.module.check_processes(launch.cfg, launch.job_resources(profile).tasks_per_node)
             if check is not None:
                 check(launch.cfg)
         except ConfigError as error:
@@ -313,7 +320,10 @@ def build_executor(cluster: str, launch: Launch, profile: ClusterProfile | None)
     if cluster == "local":
         executor = submitit.LocalExecutor(folder)
         # Local jobs see this machine's GPUs (submitit hides all GPUs from a job that asks for none).
-        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=torch.cuda.device_count())
+        executor.update_parameters(
+            timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=torch.cuda.device_count(),
+            tasks_per_node=launch.job_resources(None).tasks_per_node,
+        )  # fmt: skip
         return executor
     executor = submitit.SlurmExecutor(folder, max_num_timeout=profile.max_timeouts)
     executor.update_parameters(**profile.sbatch_parameters(launch.job_resources(profile), launch.name))
@@ -410,6 +420,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gpu", action="store_true", help="with --paper: GPU jobs for the experiments whose manifest has gpu_resources"
     )
+    parser.add_argument(
+        "--processes", type=int, help="data-parallel processes of each job: K tasks, one GPU each where it uses GPUs"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print what would be submitted, submit nothing")
     parser.add_argument("--wait", action="store_true", help="SLURM: wait for the jobs and report how each ended")
     args = parser.parse_intermixed_args(argv)
@@ -426,11 +439,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.parallel < 1:
             raise SubmitError(f"--parallel = {args.parallel} is not allowed: a positive integer")
+        if args.processes is not None and args.processes < 1:
+            raise SubmitError(f"--processes = {args.processes} is not allowed: a positive integer")
         launches = prepare(args)
+        for launch in launches:
+            launch.processes = args.processes
         cluster = args.cluster or default_cluster()
         profile = load_profile(cluster)
         check_resources(launches, cluster, profile, args.dry_run)
-        check_inputs(launches)
+        check_inputs(launches, profile)
     except (SubmitError, ConfigError) as error:
         print(f"slurm.submit: error: {error}", file=sys.stderr)
         return 2

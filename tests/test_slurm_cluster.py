@@ -183,3 +183,23 @@ def test_a_failing_array_element_is_reported_and_the_others_finish(tmp_path, cap
     assert "3 points: 2 done, 1 failed" in out
     assert "FAILED Point(value=2.0)" in out and "FileNotFoundError: input file" in out
     assert "| FileNotFoundError" in out  # the tail of the job's log
+
+
+def test_a_two_task_job_trains_as_two_data_parallel_processes_equal_to_one(tmp_path):
+    """One SLURM job of two tasks: torch.distributed's rendezvous from the job's environment, gloo on the CPU."""
+    from tests.quadratic_gating.test_pretrain import write_inputs
+    from tests.training.test_distributed import PRETRAIN
+
+    shards, _ = write_inputs(tmp_path)
+    args = ["quadratic_gating.pretrain", *PRETRAIN, f"shards_dir={shards}", "tracker=none", "threads=1"]
+    assert submit.main([*args, f"results_dir={tmp_path / 'slurm'}", "--cluster", "localhost", "--processes", "2",
+                        "--wait"]) == 0  # fmt: skip
+    (record,) = jobs.read_submissions(tmp_path / "slurm")
+    assert len(record.jobs) == 1  # one job of two tasks
+    assert submit.main([*args, f"results_dir={tmp_path / 'here'}", "--cluster", "debug"]) == 0
+    (two,) = (tmp_path / "slurm" / "pretrain").iterdir()
+    (one,) = (tmp_path / "here" / "pretrain").iterdir()
+    two, one = runs.read_run(two), runs.read_run(one)
+    assert two["results"]["processes"] == 2 and two["environment"]["slurm_job_id"] is not None
+    np.testing.assert_allclose(two["arrays"]["losses"], one["arrays"]["losses"], rtol=1e-6)
+    assert two["results"]["val_loss"] == pytest.approx(one["results"]["val_loss"], rel=1e-6)

@@ -183,6 +183,7 @@ class Finetune(Experiment):
     Config = Config
     Point = Point
     run_name = "vision"
+    data_parallel = True  # torchrun / tasks_per_node: K processes share each step's batch
 
     @classmethod
     def sweep(cls, cfg: Config) -> list[Point]:

@@ -38,6 +38,7 @@ import submitit
 import torch
 
 from common import runs
+from common.training import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,13 @@ class Checkpointer:
             self.stop_signal = signum
 
     def load(self, map_location: str | torch.device = "cpu") -> dict | None:
-        """The saved state, or None when there is no checkpoint; the log is cut back to the saved length."""
+        """The saved state, or None when there is no checkpoint; the log is cut back to the saved length (by
+        rank 0, the process that writes it)."""
         if not self.path.is_file():
             return None
         state = torch.load(self.path, map_location=map_location, weights_only=False)
-        _truncate_log(self.run_dir / runs.LOG_FILE, state.get(LOG_BYTES_KEY, 0))
+        if distributed.is_main():
+            _truncate_log(self.run_dir / runs.LOG_FILE, state.get(LOG_BYTES_KEY, 0))
         logger.info("resuming from %s (step %s)", self.path, state.get("step"))
         return state
 
@@ -93,11 +96,20 @@ class Checkpointer:
         runs.atomic_torch_save(self.path, {**state, LOG_BYTES_KEY: log.stat().st_size if log.is_file() else 0})
 
     def step_done(self, step: int, state_fn: Callable[[], dict]) -> None:
-        """After step `step`: save every `every_steps` steps, and on a stop signal save and hand the signal on."""
-        if self.stop_signal is None and step % self.every_steps:
+        """After step `step`: save every `every_steps` steps, and on a stop signal save and hand the signal on.
+
+        Processes that train together (``common.training.distributed``) agree on the stop (any one's signal stops
+        all), all call ``state_fn`` (it may gather from every process), rank 0 alone writes, and none goes on before
+        the checkpoint is on disk."""
+        stop = distributed.max_int(self.stop_signal or 0)  # one process: its own signal
+        if not stop and step % self.every_steps:
             return
-        self.save(state_fn())
-        if self.stop_signal is not None:
+        state = state_fn()
+        if distributed.is_main():
+            self.save(state)
+        distributed.barrier()
+        if stop:
+            self.stop_signal = self.stop_signal or stop
             self._pass_on_signal()
 
     def clear(self) -> None:
@@ -122,6 +134,12 @@ class Checkpointer:
                 sys.stderr.flush()
                 code = exit_request.code
                 os._exit(code % 256 if isinstance(code, int) else 1)
+            if distributed.active():
+                # submitit requeues from the first task only and returns on the others: they leave too, rather
+                # than wait in a collective for a process that is gone
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
             return
         self.__exit__()
         signal.signal(signum, signal.SIG_DFL)

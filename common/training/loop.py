@@ -14,6 +14,7 @@ interrupted and resumed takes exactly the steps of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common import runs
 from common.config import ConfigError
+from common.training import distributed
 from common.training.checkpoint import Checkpointer
 from common.training.monitor import Monitor
 
@@ -93,21 +95,32 @@ class StepBatches(Sampler[list[int]]):
     """The index batches of optimiser steps ``start, ..., steps - 1``: epoch e is a permutation seeded by [seed, e].
 
     Iterating yields each step's batch in micro-batches of at most ``micro_batch_size`` (0: whole batches), the
-    unit a DataLoader collates; ``plan`` says which step each of them belongs to.
+    unit a DataLoader collates; ``plan`` says which step each of them belongs to. With ``ranks`` > 1 processes
+    training together, this process (``rank``) takes its contiguous part of every step's batch (``distributed.shard``).
     """
 
     def __init__(
-        self, num_examples: int, batch_size: int, seed: int, steps: int, start: int = 0, micro_batch_size: int = 0
+        self,
+        num_examples: int,
+        batch_size: int,
+        seed: int,
+        steps: int,
+        start: int = 0,
+        micro_batch_size: int = 0,
+        rank: int = 0,
+        ranks: int = 1,
     ) -> None:
         self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
         self.steps, self.start = steps, start
         self.micro = micro_batch_size or batch_size
         self.per_epoch = math.ceil(num_examples / batch_size)
+        self.rank, self.ranks = rank, ranks
 
     def __len__(self) -> int:
         return sum(1 for _ in self.plan())
 
     def step_batches(self) -> Iterator[list[int]]:
+        """The whole batch of each step, on every rank alike."""
         epoch, order = None, None
         for step in range(self.start, self.steps):
             if step // self.per_epoch != epoch:
@@ -116,19 +129,24 @@ class StepBatches(Sampler[list[int]]):
             first = (step % self.per_epoch) * self.batch_size
             yield order[first : first + self.batch_size].tolist()
 
+    def _parts(self) -> Iterator[tuple[list[int], int]]:
+        """(this rank's part of a step's batch, the whole batch's size) of each step."""
+        for batch in self.step_batches():
+            yield (distributed.shard(batch, self.ranks, self.rank) if self.ranks > 1 else batch), len(batch)
+
     def _chunks(self, batch: list[int]) -> list[list[int]]:
         return [batch[i : i + self.micro] for i in range(0, len(batch), self.micro)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.step_batches():
-            yield from self._chunks(batch)
+        for part, _ in self._parts():
+            yield from self._chunks(part)
 
     def plan(self) -> Iterator[tuple[float, bool]]:
-        """Per micro-batch, in order: (its share of its step's batch, whether it ends the step)."""
-        for batch in self.step_batches():
-            chunks = self._chunks(batch)
+        """Per micro-batch, in order: (its share of its step's whole batch, whether it ends the step)."""
+        for part, size in self._parts():
+            chunks = self._chunks(part)
             for i, chunk in enumerate(chunks):
-                yield len(chunk) / len(batch), i == len(chunks) - 1
+                yield len(chunk) / size, i == len(chunks) - 1
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -156,15 +174,21 @@ class TrainingState:
     whole_model: bool = False  # True: the model's state_dict (buffers too); False: the trainable parameters
 
     def capture(self, **progress: Any) -> dict:
-        """The checkpoint: this state and the loop's ``progress`` (step, losses, history, ...)."""
+        """The checkpoint: this state and the loop's ``progress`` (step, losses, history, ...). Processes that
+        train together all call it: each one's generators are gathered (``rng_by_rank``), the rest is rank 0's."""
         model = self.model.state_dict() if self.whole_model else trainable_state(self.model)
+        rng = {
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        by_rank = distributed.gather(rng) if distributed.active() else None
         return {
             **progress,
             "model": model,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            **rng,
+            "rng_by_rank": by_rank,
         }
 
     def restore(self, state: dict) -> dict:
@@ -176,9 +200,13 @@ class TrainingState:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        rng = state
+        by_rank = state.get("rng_by_rank")
+        if by_rank is not None and len(by_rank) == distributed.world_size():
+            rng = by_rank[distributed.rank()]  # this process's own dropout stream
+        torch.set_rng_state(rng["torch_rng"])
+        if rng.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda_rng"])
         return state
 
 
@@ -202,10 +230,12 @@ def fit(
     ``loss_fn(model, batch)`` returns the mean loss of a batch that ``collate`` built (``collate`` or ``loss_fn``
     moves it to the model's device). Resumes from ``run_dir``'s checkpoint when there is one; every ``log_every`` steps
     appends {"step", "loss", "lr"} to the run's log. The schedule decays to ``final_lr_fraction`` x the peak.
-    ``monitor`` shows the steps' progress and sends loss, learning rate and throughput to its tracker (closed at the
-    end; ``monitor.scalars`` reopens it for the evaluation's metrics).
+    ``monitor`` shows the steps' progress and sends loss, learning rate and throughput to its tracker (flushed at the
+    end; the caller closes it after the evaluation's numbers, ``monitor.results``).
     """
-    monitor = monitor if monitor is not None else Monitor()
+    ranks, rank = distributed.world_size(), distributed.rank()
+    distributed.check_batches(len(dataset), schedule.batch_size, schedule.micro_batch_size, ranks)
+    monitor = monitor if monitor is not None and rank == 0 else Monitor()  # rank 0 shows and writes
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"{type(model).__name__} has no trainable parameters: nothing to fine-tune")
@@ -218,7 +248,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: learning_rate_factor(s, steps, schedule, final_lr_fraction)
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(seed if rank == 0 else seed * 1_000_003 + rank)  # each process its own dropout stream
     losses: list[float] = []
     step = 0
     training = TrainingState(model, optimizer, scheduler)
@@ -230,22 +260,29 @@ def fit(
         progress = monitor.bar(steps, "train", initial=step, unit="step", every=log_every)
         window_start, window_steps = time.perf_counter(), 0
 
-        batches = StepBatches(len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size)
+        batches = StepBatches(
+            len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size, rank, ranks
+        )
         # Its own generator: a DataLoader draws a seed from the global RNG when it starts, which would shift the
         # dropout masks of a resumed run against an uninterrupted one.
         loader = DataLoader(
             dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers, generator=torch.Generator()
         )
+        trained = data_parallel(model) if distributed.active() else model
         model.train()
         step_loss, first = 0.0, True
         for batch, (share, last) in zip(loader, batches.plan(), strict=True):
-            loss = loss_fn(model, batch)
-            if first:
-                optimizer.zero_grad(set_to_none=True)
-            (loss * share).backward()  # the step's gradient: micro-batch means weighted by their sizes
+            # Several processes: DistributedDataParallel averages their gradients when a step's last micro-batch
+            # runs backward (ranks x share undoes the average: the step's gradient is the whole batch's mean).
+            with trained.no_sync() if trained is not model and not last else contextlib.nullcontext():
+                loss = loss_fn(trained, batch)
+                if first:
+                    optimizer.zero_grad(set_to_none=True)
+                (loss * (share * ranks)).backward()  # micro-batch means weighted by their sizes
             step_loss, first = step_loss + loss.item() * share, False
             if not last:
                 continue
+            step_loss = distributed.sum_scalar(step_loss)  # the whole batch's mean loss
             if schedule.max_grad_norm > 0:
                 nn.utils.clip_grad_norm_(params, schedule.max_grad_norm)
             optimizer.step()
@@ -256,14 +293,22 @@ def fit(
             step_loss, first, window_steps = 0.0, True, window_steps + 1
             if step % log_every == 0 or step == steps:
                 entry = {"step": step, "loss": float(np.mean(losses[-log_every:])), "lr": _lr(optimizer)}
-                runs.append_log(run_dir, entry)
+                if rank == 0:
+                    runs.append_log(run_dir, entry)
                 steps_per_s = window_steps / max(time.perf_counter() - window_start, 1e-9)
                 monitor.scalars(step, {**entry, "examples_per_s": steps_per_s * schedule.batch_size})
                 window_start, window_steps = time.perf_counter(), 0
             checkpointer.step_done(step, partial(training.capture, step=step, losses=losses))
         progress.close()
-    monitor.close()
+    monitor.flush()
     return losses
+
+
+def data_parallel(model: nn.Module) -> nn.Module:
+    """``model`` wrapped for data-parallel training over the process group (its own device, gradients of the
+    trainable parameters averaged in buckets during backward)."""
+    device = next(p.device for p in model.parameters() if p.requires_grad)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 def _lr(optimizer: torch.optim.Optimizer) -> float:

@@ -136,6 +136,9 @@ class Tracker:
     def scalars(self, step: int, values: dict[str, float]) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -156,6 +159,9 @@ class TensorBoardTracker(Tracker):
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
@@ -256,6 +262,11 @@ class Monitor:
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self.start()
         self.tracker.scalars(step, {k: float(v) for k, v in values.items() if v is not None})
+
+    def flush(self) -> None:
+        """Write what the tracker holds (the end of training; the evaluation's numbers follow)."""
+        if self.tracker is not None:
+            self.tracker.flush()
 
     def results(self, step: int, results: dict) -> None:
         """A point's final numbers (each number of ``results``, nested keys joined by "/") at ``step``; closes."""
