@@ -2,9 +2,11 @@
 
     python -m replora.tables [results_dir=results] [text_results_dir=records/replora] [out_dir=results/replora/tables]
 
-Reads the runs of `replora.vision` (`<results_dir>/vision`), `replora.commonsense` (`<results_dir>/commonsense`) and
+Reads the runs of `replora.vision` (`<results_dir>/vision`), `replora.video` (`<results_dir>/video`),
+`replora.commonsense` (`<results_dir>/commonsense`) and
 `replora.text_classification` (`<text_results_dir>/text_classification`; by default the CPU-scale records committed
-in this repository) and writes, as csv + markdown: Table 3 (VTAB-1K), Table 2 (FGVC), Table 1 (commonsense,
+in this repository) and writes, as csv + markdown: Table 3 (VTAB-1K), Table 2 (FGVC), Table 4 (video, with the
+trainable parameters on the real Video Swin-B shapes beside the printed ones), Table 13, Table 1 (commonsense,
 LLaMA-7B and 13B), Tables 11, 12 and 14 (linear vs non-linear), Table 10 and Figure 2 (FGVC sample efficiency),
 and the CPU-scale text-classification table and figure. Every cell shows the paper's value and ours; a cell we have
 not run says "not run", a baseline this repository does not implement (prefix tuning of a timm ViT) "n/i".
@@ -15,15 +17,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from common.config import cli_config
 from common.data.commonsense import TASKS
 from common.data.vision import FGVC_DATASETS, VTAB_TASKS
-from common.finetune import report
+from common.finetune import report, video
+from common.finetune.methods import Adaptation
 from common.finetune.report import PaperTable
+from common.plotting import write_table
 
 PAPER = Path(__file__).parent / "paper_results"
 VTAB, FGVC, COMMONSENSE = list(VTAB_TASKS), list(FGVC_DATASETS), list(TASKS)
 VISION_ROWS = {"FFT": "full", "LoRA": "lora", "Adapter": "adapter", "Prefix": None, "RepLoRA": "replora"}
+VIDEO = ["ssv2", "hmdb51"]
+VIDEO_METHODS = ["full", "lora", "adapter", "replora", "replora_linear"]
 LINEAR_ROWS = {"LoRA": "lora", "RepLoRA (Linear)": "replora_linear", "RepLoRA (Non-linear)": "replora"}
 LLAMA_ROWS = {"LoRA": "lora", "Prefix": "prefix", "Adapter": "adapter", "RepLoRA": "replora"}
 
@@ -43,6 +51,12 @@ TABLES = {
         PaperTable("table12_linear_vs_nonlinear_fgvc", PAPER / "table12_linear_vs_nonlinear_fgvc.csv",
                    LINEAR_ROWS, FGVC),
     ],
+    "video": [
+        PaperTable("table04_video", PAPER / "table04_video_action_recognition.csv", VISION_ROWS, VIDEO,
+                   metric="Acc@1"),
+        PaperTable("table13_linear_vs_nonlinear_video", PAPER / "table13_linear_vs_nonlinear_video.csv",
+                   LINEAR_ROWS, VIDEO, metric="Acc@1"),
+    ],
     "commonsense": [
         PaperTable(f"table01_commonsense_{size}", PAPER / "table01_commonsense_llama.csv", LLAMA_ROWS, COMMONSENSE,
                    {"model": f"LLaMA-{size.upper()}"}, model_contains=size)
@@ -56,6 +70,30 @@ TABLES = {
 }  # fmt: skip
 
 
+def video_parameters() -> pd.DataFrame:
+    """Table 4's and 13's "#Params (M)" beside ours on the real Video Swin-B shapes (the meta device): the adapters
+    alone and with each dataset's new head."""
+    printed = pd.concat(
+        pd.read_csv(PAPER / name)
+        for name in ("table04_video_action_recognition.csv", "table13_linear_vs_nonlinear_video.csv")
+    )
+    printed = printed.drop_duplicates("method").set_index("method")["params_M"]
+    names = {**{v: k for k, v in VISION_ROWS.items() if v}, "replora_linear": "RepLoRA (Linear)"}
+    rows = {}
+    for row in video.parameter_counts(VIDEO_METHODS, Adaptation(targets=["q", "v"], rank=8, alpha=8)):
+        entry = rows.setdefault(
+            row["method"], {"method": names[row["method"]], "paper_params_m": printed.get(names[row["method"]])}
+        )
+        entry["ours_adapters_m"] = row["adapter_params"] / 1e6
+        entry[f"ours_with_{row['dataset']}_head_m"] = row["trainable_params"] / 1e6
+    return pd.DataFrame(rows.values())
+
+
+def write_video_parameters(path_stem: Path) -> None:
+    for path in write_table(video_parameters(), path_stem, float_format="%.3f"):
+        print(f"wrote {path}")
+
+
 @dataclass
 class TablesConfig:
     results_dir: str = "results"
@@ -67,6 +105,7 @@ def main(cfg: TablesConfig) -> None:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report.write_paper_tables(TABLES, cfg.results_dir, out)
+    write_video_parameters(out / "table04_video_params")
     vision = report.collect(cfg.results_dir, "vision")
     report.write_sample_efficiency(
         vision, PAPER / "table10_sample_efficiency_fgvc.csv", ["lora", "replora"], FGVC,

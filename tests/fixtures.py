@@ -167,3 +167,94 @@ def write_tiny_llama(path: Path) -> Path:
     )  # fmt: skip
     LlamaForCausalLM(config).save_pretrained(path)
     return path
+
+
+SSV2_TEMPLATES = (  # fixture class c -> its template; labels.json names the class without the brackets
+    "Pushing [something] from left to right",
+    "Pushing [something] from right to left",
+    "Holding [something] next to [something]",
+    "Putting [something] on a surface",
+    "Moving [something] up",
+    "Moving [something] down",
+)
+HMDB51_CLASSES = ("brush_hair", "cartwheel", "fall_floor", "ride_bike", "shoot_bow", "smile")
+GREY_TOP = 200  # grey level of a video's last frame (its first is black)
+
+
+def video_frame(label: int, number: int, frames: int, size: int):
+    """Frame `number` of a fixture video of class `label`: (size, 3 * size / 2, 3) uint8 RGB, the left half the
+    class's colour (COLOURS, cycled), the right half grey at GREY_TOP * number / (frames - 1), so that a frame tells
+    its class and its index and a horizontal flip shows."""
+    import numpy as np
+
+    width = size * 3 // 2
+    frame = np.empty((size, width, 3), dtype=np.uint8)
+    frame[:, : width // 2] = COLOURS[label % len(COLOURS)]
+    frame[:, width // 2 :] = GREY_TOP * number // max(frames - 1, 1)
+    return frame
+
+
+def write_video(path: Path, label: int, frames: int, size: int) -> Path:
+    """A `frames`-frame video of `video_frame`s: VP9 in WebM at 12 fps (as SSv2) for a .webm path, MPEG-4 part 2 in
+    AVI at 30 fps (as HMDB51) for a .avi path."""
+    import av
+
+    codec, rate, options = {
+        # Fast modes at a high quality: a few milliseconds a video, colours within 4 levels of the frames written.
+        ".webm": ("libvpx-vp9", 12, {"deadline": "realtime", "cpu-used": "8", "crf": "10"}),
+        ".avi": ("mpeg4", 30, {"b": "1000000"}),
+    }[path.suffix]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, options=options)
+        stream.height, stream.width = video_frame(label, 0, frames, size).shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for number in range(frames):
+            frame = av.VideoFrame.from_ndarray(video_frame(label, number, frames, size), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())  # flush the encoder
+    return path
+
+
+def write_ssv2(root: Path, classes: int = 3, per_class: int = 2, frames: int = 8, size: int = 32) -> Path:
+    """Something-Something v2's layout: `labels.json` (class ids in reverse file order, so that neither the file's
+    order nor the names' order is the ids'), `train.json` and `validation.json` with `per_class` entries of each of
+    `classes` (at most 6) classes, ids 100, 101, ... (train first), and their videos
+    `20bn-something-something-v2/<id>.webm` (`write_video`, VP9)."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = [template.replace("[", "").replace("]", "") for template in SSV2_TEMPLATES[:classes]]
+    (root / "labels.json").write_text(json.dumps({name: str(c) for c, name in reversed(list(enumerate(names)))}))
+    video_id = 100
+    for split in ("train", "validation"):
+        entries = []
+        for label in range(classes):
+            for _ in range(per_class):
+                write_video(root / "20bn-something-something-v2" / f"{video_id}.webm", label, frames, size)
+                template = SSV2_TEMPLATES[label]
+                entries.append(
+                    {
+                        "id": str(video_id),
+                        "label": template.replace("[something]", "a cup"),
+                        "template": template,
+                        "placeholders": ["a cup"] * template.count("[something]"),
+                    }
+                )
+                video_id += 1
+        (root / f"{split}.json").write_text(json.dumps(entries))
+    return root
+
+
+def write_hmdb51(root: Path, classes: int = 3, per_class: int = 2, frames: int = 8, size: int = 32) -> Path:
+    """HMDB51's layout: `per_class` videos `videos/<class>/<class>_<j>.avi` (`write_video`, MPEG-4 part 2) of each
+    of `classes` (at most 6) classes of HMDB51_CLASSES, and `testTrainMulti_7030_splits/<class>_test_split<k>.txt`
+    for k = 1, 2, 3, lines `<class>_<j>.avi <tag> ` (the release's trailing space): in split k video
+    j = (k - 1) mod per_class tests (tag 2), the others train (tag 1)."""
+    for label, name in enumerate(HMDB51_CLASSES[:classes]):
+        for j in range(per_class):
+            write_video(root / "videos" / name / f"{name}_{j}.avi", label, frames, size)
+        for fold in (1, 2, 3):
+            lines = [f"{name}_{j}.avi {2 if j == (fold - 1) % per_class else 1} \n" for j in range(per_class)]
+            split_file = root / "testTrainMulti_7030_splits" / f"{name}_test_split{fold}.txt"
+            split_file.parent.mkdir(parents=True, exist_ok=True)
+            split_file.write_text("".join(lines))
+    return root

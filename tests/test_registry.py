@@ -24,6 +24,7 @@ INPUT_FIELD = {
     "replora.commonsense": "data_root",
     "hyra.commonsense": "data_root",
     "replora.text_classification": "train_csv",
+    "replora.video": "data_root",
 }
 
 

@@ -22,6 +22,7 @@ bottleneck adapter is a non-linear module between layers: it cannot be merged in
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from common.adapters.targets import find_sites
@@ -74,31 +75,32 @@ def _post_ln_hook(norm, args, output):
     return norm.forward(args[0] + getattr(norm, ATTRIBUTE)(output))  # LN(z + f(LN(z))); forward: no hook again
 
 
-def hooked_modules(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
-    """(path, module, post_ln) of every module whose output the adapter changes: per MLP site, the module that adds
-    the MLP output to the residual stream (the block, or a transformers `...Output` module), or the LayerNorm that
-    follows that addition in a post-LN block."""
+def hooked_modules(model: nn.Module) -> list[tuple[str, nn.Module, bool, int]]:
+    """(path, module, post_ln, width) of every module whose output the adapter changes: per MLP site, the module that
+    adds the MLP output to the residual stream (the block, or a transformers `...Output` module), or the LayerNorm
+    that follows that addition in a post-LN block; ``width`` is that residual stream's (the MLP's output width,
+    which differs between the stages of a hierarchical backbone such as Swin)."""
     out = []
     for site in find_sites(model, ["down"]):
-        down_path = site.targets[0].path
-        parent_path = down_path.rpartition(".")[0]
-        if parent_path == site.path:  # the projection is the MLP module's own (timm, LLaMA, GPT-2): its block adds
+        down = site.targets[0]
+        parent_path = down.path.rpartition(".")[0]
+        if parent_path == site.path:  # the projection is the MLP module's own (timm, torchvision, LLaMA, GPT-2)
             path = site.path.rpartition(".")[0]
-            out.append((path, model.get_submodule(path) if path else model, False))
+            out.append((path, model.get_submodule(path) if path else model, False, down.out_features))
             continue
         parent = model.get_submodule(parent_path)  # transformers' ...Output(hidden_states, input_tensor)
         if isinstance(getattr(parent, "LayerNorm", None), nn.LayerNorm):
-            out.append((f"{parent_path}.LayerNorm", parent.LayerNorm, True))
+            out.append((f"{parent_path}.LayerNorm", parent.LayerNorm, True, down.out_features))
         else:
-            out.append((parent_path, parent, False))
+            out.append((parent_path, parent, False, down.out_features))
     return out
 
 
-def attach(model: nn.Module, width: int, **options) -> list[Bottleneck]:
+def attach(model: nn.Module, **options) -> list[Bottleneck]:
     """Put a bottleneck adapter on every MLP block of ``model`` (frozen elsewhere by the caller); returns them."""
     check_options(**options)
     adapters = []
-    for _, module, post_ln in hooked_modules(model):
+    for _, module, post_ln, width in hooked_modules(model):
         adapter = Bottleneck(width, **options)
         module.add_module(ATTRIBUTE, adapter)
         adapter.hook = module.register_forward_hook(_post_ln_hook if post_ln else _pre_ln_hook)
@@ -106,6 +108,8 @@ def attach(model: nn.Module, width: int, **options) -> list[Bottleneck]:
     return adapters
 
 
-def model_width(model: nn.Module) -> int:
-    """The residual stream's width: the input width of the MLP's up projection."""
-    return find_sites(model, ["up"])[0].targets[0].in_features
+def parameter_count(model: nn.Module, **options) -> int:
+    """The parameters ``attach`` would add, counted on the meta device."""
+    check_options(**options)
+    with torch.device("meta"):
+        return sum(p.numel() for *_, width in hooked_modules(model) for p in Bottleneck(width, **options).parameters())

@@ -118,3 +118,28 @@ class AdaptedProjection(nn.Module):
         if self.merged:
             self._fold(-1.0)
             self.merged = False
+
+
+class WeightAdaptedProjection(AdaptedProjection):
+    """An adapted projection whose owner reads its ``weight`` and ``bias`` instead of calling it (torchvision's Swin
+    and Video Swin pass ``qkv.weight`` to a functional window attention): ``weight`` is W + (alpha / r) B A, with
+    gradients through the factors. Adapter dropout acts on inputs, which such an owner never hands over: these
+    projections take dropout 0."""
+
+    @property
+    def weight(self) -> torch.Tensor:
+        weight = self.base.weight  # (out, in): torchvision's projections are Linear
+        if self.merged:
+            return weight
+        rows = []
+        for target, generator in zip(self.targets, self._generators, strict=True):
+            B, A = generator.factors()[target.name]  # (out_t, r), (r, in)
+            rows.append((target.rows, (self.scaling * B.to(weight.dtype)) @ A.to(weight.dtype)))
+        delta = weight.new_zeros(weight.shape)
+        for row_slice, block in rows:
+            delta[row_slice] = block
+        return weight + delta
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base.bias

@@ -22,10 +22,10 @@ from torch import nn
 from common.adapters import bottleneck
 from common.adapters.baselines import PEFT_METHODS, apply_peft
 from common.adapters.hyra import HyRAFactors
-from common.adapters.layers import AdaptedProjection, FactorGenerator
+from common.adapters.layers import AdaptedProjection, FactorGenerator, WeightAdaptedProjection
 from common.adapters.lora import LoRAFactors
 from common.adapters.replora import RepLoRAFactors
-from common.adapters.targets import Site, Target, find_sites
+from common.adapters.targets import WEIGHT_READERS, Site, Target, find_sites
 from common.config import ConfigError
 from common.runs import atomic_save_safetensors, atomic_write_text
 
@@ -120,9 +120,14 @@ def apply_adapters(
         raise ConfigError.invalid("model", type(model).__name__, "a model without adapters (this one has them)")
     if method == BOTTLENECK:
         check_method_options(method, cfg.method_kwargs)
-        attach = partial(bottleneck.attach, width=bottleneck.model_width(model), **cfg.method_kwargs)
+        attach = partial(bottleneck.attach, **cfg.method_kwargs)
     else:
         sites = find_sites(model, cfg.targets)
+        readers = {type(model.get_submodule(site.path)).__name__ for site in sites} & set(WEIGHT_READERS)
+        if dropout > 0 and readers:
+            raise ConfigError.invalid(
+                "dropout", dropout, f"0 for {', '.join(sorted(readers))}, which reads its projections' weights"
+            )
         for site in sites:
             for target in site.targets:
                 if rank > min(target.in_features, target.out_features):
@@ -149,8 +154,11 @@ def _attach_generators(
 ) -> None:
     """Register each site's generator on its owner module and wrap every adapted projection."""
     wrapped: dict[str, list] = {}
+    reads_weight: set[str] = set()
     for site, generator in zip(sites, generators, strict=True):
         owner = model.get_submodule(site.path) if site.path else model
+        if type(owner).__name__ in WEIGHT_READERS:
+            reads_weight.update(target.path for target in site.targets)
         owner.add_module(GENERATOR, generator)
         generator.hooks = [
             owner.register_forward_pre_hook(generator.begin_pass),
@@ -159,7 +167,8 @@ def _attach_generators(
         for target in site.targets:
             wrapped.setdefault(target.path, []).append((target, generator))
     for path, pairs in wrapped.items():
-        _set_submodule(model, path, AdaptedProjection(model.get_submodule(path), pairs, scaling, dropout))
+        wrapper = WeightAdaptedProjection if path in reads_weight else AdaptedProjection
+        _set_submodule(model, path, wrapper(model.get_submodule(path), pairs, scaling, dropout))
 
 
 def _generator(cfg: AdapterConfig, site: Site, shared: dict) -> FactorGenerator:
@@ -200,9 +209,7 @@ def adapter_parameter_count(
     cfg.validate()
     if method == BOTTLENECK:
         check_method_options(method, cfg.method_kwargs)
-        with torch.device("meta"):
-            one = bottleneck.Bottleneck(bottleneck.model_width(model), **method_kwargs)
-        return len(bottleneck.hooked_modules(model)) * sum(p.numel() for p in one.parameters())
+        return bottleneck.parameter_count(model, **method_kwargs)
     shared = {}
     with torch.device("meta"):
         generators = nn.ModuleList(_generator(cfg, site, shared) for site in find_sites(model, cfg.targets))

@@ -5,11 +5,11 @@ A *site* is one module that owns the projections an adapter method adapts togeth
 
 - separate projections: LLaMA-style ``q_proj/k_proj/v_proj``, BERT-style ``query/key/value``, timm CaiT's class
   attention ``q/k/v``;
-- GPT-2's fused ``c_attn`` (a ``Conv1D``, weight (in, 3d)) and timm ViT's fused ``qkv`` (a ``Linear``,
-  weight (3d, in)): the targets are slices [0, d), [d, 2d), [2d, 3d) of the output features.
+- GPT-2's fused ``c_attn`` (a ``Conv1D``, weight (in, 3d)) and the fused ``qkv`` (a ``Linear``, weight (3d, in)) of
+  timm's ViT and torchvision's (Video) Swin: the targets are slices [0, d), [d, 2d), [2d, 3d) of the output features.
 
 MLP projections: ``up_proj/down_proj`` (LLaMA), ``c_fc/c_proj`` under ``mlp`` (GPT-2), ``fc1/fc2`` under ``mlp``
-(timm), ``intermediate.dense/output.dense`` (BERT layers).
+(timm), ``intermediate.dense/output.dense`` (BERT layers), ``0/3`` under ``mlp`` (torchvision's MLP).
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ MLP_LAYOUTS = (
     {"up": "c_fc", "down": "c_proj"},
     {"up": "fc1", "down": "fc2"},
     {"up": "intermediate.dense", "down": "output.dense"},
+    {"up": "0", "down": "3"},  # torchvision's MLP (a Sequential: Linear, GELU, Dropout, Linear, Dropout)
 )
+# Attention modules that read their projections' weights instead of calling them: torchvision's Swin and Video Swin
+# pass qkv.weight to a functional window attention. Their adapted projections expose the adapted weight.
+WEIGHT_READERS = ("ShiftedWindowAttention", "ShiftedWindowAttention3d", "ShiftedWindowAttentionV2")
 
 
 def is_conv1d(module: nn.Module) -> bool:
@@ -126,7 +130,7 @@ def _mlp_site(path: str, owner: nn.Module, wanted: list[str]) -> Site | None:
         modules = {t: _projection(owner, name) for t, name in layout.items()}
         if any(m is None for m in modules.values()):
             continue
-        if layout["up"] in ("c_fc", "fc1") and not path.endswith("mlp"):
+        if layout["up"] in ("c_fc", "fc1", "0") and not path.endswith("mlp"):
             continue
         targets = []
         for t in wanted:

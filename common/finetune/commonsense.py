@@ -47,7 +47,7 @@ def _default_optimization() -> Optimization:  # RepLoRA Table 8 (r = 32) / HyRA 
 
 @dataclass
 class Config(Monitoring):
-    results_dir: str = "results/commonsense"
+    results_dir: str = "results"  # runs in results/commonsense/<hash>, where the tables look
     model: str = "yahma/llama-7b-hf"  # a hub name or a local folder with config.json
     data_root: str = ""  # holds `train_file` and <task>/test.json
     train_file: str = "commonsense_170k.json"

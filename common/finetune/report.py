@@ -35,7 +35,7 @@ DATASET_NAMES = {
     "clevr_count": "Clevr-Count", "clevr_dist": "Clevr-Dist", "dmlab": "DMLab", "kitti": "KITTI",
     "dsprites_loc": "dSpr-Loc", "dsprites_ori": "dSpr-Ori", "smallnorb_azi": "sNORB-Azim", "smallnorb_ele": "sNORB-Ele",
     "cub": "CUB-200-2011", "nabirds": "NABirds", "oxford_flowers": "Oxford Flowers", "stanford_dogs": "Stanford Dogs",
-    "stanford_cars": "Stanford Cars",
+    "stanford_cars": "Stanford Cars", "ssv2": "SSv2", "hmdb51": "HMDB51",
     **TASKS,
 }  # fmt: skip
 # our method keys -> the papers' row names
@@ -57,7 +57,7 @@ def collect(results_dir: str | Path, experiment: str) -> pd.DataFrame:
         base = {
             "run": path.name,
             "method": config["method"],
-            "fraction": config["fraction"],
+            "fraction": config.get("fraction", 1.0),  # the video runs train on every example
             "seed": config["seed"],
             "learning_rate": config.get("learning_rate", config.get("optimization", {}).get("learning_rate")),
             "weight_decay": config.get("weight_decay", config.get("optimization", {}).get("weight_decay")),
@@ -76,7 +76,7 @@ def collect(results_dir: str | Path, experiment: str) -> pd.DataFrame:
         if isinstance(accuracy, dict):  # commonsense: one accuracy per task
             rows += [{**base, "dataset": task, "accuracy": value} for task, value in accuracy.items()]
         else:
-            rows.append({**base, "dataset": config.get("task", "all"), "accuracy": accuracy})
+            rows.append({**base, "dataset": config.get("task", config.get("dataset", "all")), "accuracy": accuracy})
     return pd.DataFrame(rows)
 
 
@@ -118,6 +118,7 @@ class PaperTable:
     fraction: float = 1.0
     model_contains: str = ""  # our runs' model name must contain this (e.g. "7b")
     targets: str = ""  # our runs' adapter targets must be these (e.g. "q,v,up,down"); empty: any
+    metric: str = "acc"  # the paper CSV's metric of the accuracy cells (the video tables: Acc@1, beside PPT)
 
 
 def paper_table(ours: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
@@ -125,7 +126,8 @@ def paper_table(ours: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
     paper = pd.read_csv(table.paper_csv, dtype=str)
     for column, value in table.filters.items():
         paper = paper[paper[column] == value]
-    paper = paper[paper["metric"] == "acc"] if "metric" in paper else paper
+    printed_ppt = paper[paper["metric"] == "PPT"] if "metric" in paper else paper.iloc[0:0]
+    paper = paper[paper["metric"] == table.metric] if "metric" in paper else paper
     if not ours.empty:
         ours = ours[(ours["fraction"] == table.fraction) & ours["model"].str.lower().str.contains(table.model_contains)]
         if table.targets:
@@ -147,27 +149,33 @@ def paper_table(ours: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
                 ran = mine[mine["dataset"] == key]
                 ours_value = ran["accuracy"].iloc[0] if len(ran) else np.nan
                 std = ran["std"].iloc[0] if len(ran) else np.nan
-            values[name] = (cell.iloc[0] if len(cell) else "", ours_value, std)
+            params = ran["trainable_params"].mean() if len(ran) else np.nan  # the dataset's head included
+            values[name] = (cell.iloc[0] if len(cell) else "", ours_value, std, params)
         share = mine["trainable_pct"].mean() if len(mine) else np.nan
-        params = mine["trainable_params"].mean() if len(mine) else np.nan
-        for name, (printed_value, value, std) in values.items():
+        for name, (printed_value, value, std, params) in values.items():
             if method is None:
                 ours_text = NOT_IMPLEMENTED
             elif np.isnan(value):
                 ours_text = NOT_RUN
             else:
                 ours_text = f"{value:.1f}" + (f" ± {std:.1f}" if not np.isnan(std) else "")
-            out.append(
-                {
-                    "method": paper_method,
-                    "ours_method": method or "",
-                    "dataset": name,
-                    "paper": printed_value,
-                    "ours": ours_text,
-                    "ours_trainable_pct": share,
-                    "ours_ppt": np.nan if np.isnan(value) or np.isnan(params) else ppt(value, params),
-                }
-            )
+            row = {
+                "method": paper_method,
+                "ours_method": method or "",
+                "dataset": name,
+                "paper": printed_value,
+                "ours": ours_text,
+                "ours_trainable_pct": share,
+                "ours_ppt": np.nan if np.isnan(value) or np.isnan(params) else ppt(value, params),
+            }
+            if len(printed_ppt):  # the tables that print PPT: it beside ours
+                cell = printed_ppt[(printed_ppt["method"] == paper_method) & (printed_ppt["dataset"] == name)]
+                row["paper_ppt"] = cell["value"].iloc[0] if len(cell) else ""
+            if "params_M" in printed:  # the tables that print parameters in millions: them beside ours
+                printed_params = printed[printed["dataset"] == name]["params_M"]
+                row["paper_params_m"] = printed_params.iloc[0] if len(printed_params) else ""
+                row["ours_params_m"] = np.nan if np.isnan(params) else params / 1e6
+            out.append(row)
     return pd.DataFrame(out)
 
 

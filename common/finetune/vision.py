@@ -56,7 +56,7 @@ def _overlap(a: str, b: str) -> bool:
 
 @dataclass
 class Config(Monitoring):
-    results_dir: str = "results/vision"
+    results_dir: str = "results"  # runs in results/vision/<hash>, where the tables look
     benchmark: str = "vtab"  # vtab | fgvc
     data_root: str = ""  # VTAB-1K root (<task>/<split>.txt) or FGVC root (<dataset>/<split>.json)
     tasks: list[str] = field(default_factory=list)  # empty: every task of the benchmark

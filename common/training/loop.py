@@ -97,6 +97,8 @@ class StepBatches(Sampler[list[int]]):
     Iterating yields each step's batch in micro-batches of at most ``micro_batch_size`` (0: whole batches), the
     unit a DataLoader collates; ``plan`` says which step each of them belongs to. With ``ranks`` > 1 processes
     training together, this process (``rank``) takes its contiguous part of every step's batch (``distributed.shard``).
+    With ``with_epoch`` it yields (index, epoch) pairs, for a dataset whose random augmentation is a function of
+    them (``takes_epoch``: a resumed run then draws the augmentations an uninterrupted one draws).
     """
 
     def __init__(
@@ -109,12 +111,14 @@ class StepBatches(Sampler[list[int]]):
         micro_batch_size: int = 0,
         rank: int = 0,
         ranks: int = 1,
+        with_epoch: bool = False,
     ) -> None:
         self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
         self.steps, self.start = steps, start
         self.micro = micro_batch_size or batch_size
         self.per_epoch = math.ceil(num_examples / batch_size)
         self.rank, self.ranks = rank, ranks
+        self.with_epoch = with_epoch
 
     def __len__(self) -> int:
         return sum(1 for _ in self.plan())
@@ -129,10 +133,14 @@ class StepBatches(Sampler[list[int]]):
             first = (step % self.per_epoch) * self.batch_size
             yield order[first : first + self.batch_size].tolist()
 
-    def _parts(self) -> Iterator[tuple[list[int], int]]:
-        """(this rank's part of a step's batch, the whole batch's size) of each step."""
-        for batch in self.step_batches():
-            yield (distributed.shard(batch, self.ranks, self.rank) if self.ranks > 1 else batch), len(batch)
+    def _parts(self) -> Iterator[tuple[list, int]]:
+        """(this rank's part of a step's batch, the whole batch's size) of each step; with ``with_epoch`` the items
+        are (index, epoch) pairs."""
+        for step, batch in enumerate(self.step_batches(), start=self.start):
+            part = distributed.shard(batch, self.ranks, self.rank) if self.ranks > 1 else batch
+            if self.with_epoch:
+                part = [(i, step // self.per_epoch) for i in part]
+            yield part, len(batch)
 
     def _chunks(self, batch: list[int]) -> list[list[int]]:
         return [batch[i : i + self.micro] for i in range(0, len(batch), self.micro)]
@@ -261,8 +269,9 @@ def fit(
         window_start, window_steps = time.perf_counter(), 0
 
         batches = StepBatches(
-            len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size, rank, ranks
-        )
+            len(dataset), schedule.batch_size, seed, steps, step, schedule.micro_batch_size, rank, ranks,
+            with_epoch=getattr(dataset, "takes_epoch", False),
+        )  # fmt: skip
         # Its own generator: a DataLoader draws a seed from the global RNG when it starts, which would shift the
         # dropout masks of a resumed run against an uninterrupted one.
         loader = DataLoader(

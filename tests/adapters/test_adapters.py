@@ -75,7 +75,19 @@ def vit():
     )
 
 
-BACKBONES = {"llama": llama, "bert": bert, "gpt2": gpt2, "vit": vit}
+def swin3d(depths=(2,), heads=(HEADS,)):
+    """torchvision's Video Swin (the swin3d_b of RepLoRA Table 4) at a tiny size: fused qkv in 3-D window attention,
+    the MLP as a Sequential (mlp.0 / mlp.3)."""
+    from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+    return SwinTransformer3d(
+        patch_size=[2, 4, 4], embed_dim=WIDTH, depths=list(depths), num_heads=list(heads), window_size=[2, 2, 2],
+        num_classes=5,
+    )  # fmt: skip
+
+
+BACKBONES = {"llama": llama, "bert": bert, "gpt2": gpt2, "vit": vit, "swin3d": swin3d}
+VISION = ("vit", "swin3d")  # image / video inputs; their fused qkv stores its weight (3d, in)
 
 
 def base_model(name: str) -> nn.Module:
@@ -87,11 +99,13 @@ def inputs(name: str) -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     if name == "vit":
         return torch.randn(2, 3, 16, 16, generator=generator)
+    if name == "swin3d":
+        return torch.randn(2, 3, 4, 16, 16, generator=generator)  # (B, C, T, H, W): 2 x 4 x 4 patches
     return torch.randint(3, 61, (2, 7), generator=generator)
 
 
 def output(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
-    if name == "vit":
+    if name in VISION:
         return model(x)
     out = model(input_ids=x)
     return out.last_hidden_state if name == "bert" else out.logits
@@ -167,7 +181,7 @@ def test_hyra_paper_text_initialisation_moves_q_and_not_v(name):
 
 @pytest.mark.parametrize("method,name", CASES)
 def test_merge_unmerge_save_load_and_peft_export(method, name, tmp_path):
-    model = adapted(method, name, dropout=0.1)
+    model = adapted(method, name, dropout=0.0 if name == "swin3d" else 0.1)  # Swin reads its weights: no dropout
     train_steps(model, name)
     model.eval()
     x = inputs(name)
@@ -189,6 +203,8 @@ def test_merge_unmerge_save_load_and_peft_export(method, name, tmp_path):
 
         export_peft_lora(model, tmp_path / "peft")
         exported = peft.PeftModel.from_pretrained(base_model(name), str(tmp_path / "peft")).eval()
+        if name == "swin3d":  # peft adds LoRA in forward, but torchvision's Swin reads qkv.weight: merge to apply it
+            exported = exported.merge_and_unload()
         assert (output(exported, name, x) - reference).abs().max() <= 1e-5
 
         merge_adapters(model, unload=True)
@@ -198,7 +214,7 @@ def test_merge_unmerge_save_load_and_peft_export(method, name, tmp_path):
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-@pytest.mark.parametrize("name", ["gpt2", "vit"])
+@pytest.mark.parametrize("name", ["gpt2", *VISION])
 def test_fused_projection_key_rows_stay_untouched(method, name):
     model = adapted(method, name)
     train_steps(model, name)
@@ -208,8 +224,8 @@ def test_fused_projection_key_rows_stay_untouched(method, name):
     merge_adapters(model)
     for path, projection in model.named_modules():
         if isinstance(projection, AdaptedProjection):
-            weight = projection.base.weight if name == "vit" else projection.base.weight.T  # (3d, in)
-            old = before[path] if name == "vit" else before[path].T
+            weight = projection.base.weight if name in VISION else projection.base.weight.T  # (3d, in)
+            old = before[path] if name in VISION else before[path].T
             assert torch.equal(weight[WIDTH : 2 * WIDTH], old[WIDTH : 2 * WIDTH])  # K rows
             assert not torch.equal(weight[:WIDTH], old[:WIDTH])  # Q rows moved
             assert not torch.equal(weight[2 * WIDTH :], old[2 * WIDTH :])  # V rows moved
@@ -358,3 +374,26 @@ def test_bottleneck_adapter_bad_options_name_the_field(options, field):
     with pytest.raises(ConfigError, match=f"'{field}'"):
         apply_adapters(model, "adapter", **options)
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_a_hierarchical_swin_gets_adapters_of_each_stage_width_and_refuses_dropout():
+    torch.manual_seed(0)
+    model = swin3d(depths=(1, 1), heads=(HEADS, HEADS)).eval()  # stages of width 32 and 64 (patch merging between)
+    x = inputs("swin3d")
+    with torch.no_grad():
+        reference = output(model, "swin3d", x)
+    lora = apply_adapters(copy.deepcopy(model), "lora", targets=("q", "v"), rank=4)
+    assert count_trainable(lora)[0] == 2 * 4 * (32 + 32) + 2 * 4 * (64 + 64)  # Q and V of each stage's block
+    with torch.no_grad():
+        assert torch.equal(output(lora, "swin3d", x), reference)  # B = 0: the base model
+    train_steps(lora, "swin3d")
+    projection = lora.features[0][0].attn.qkv
+    assert torch.equal(projection.weight[32:64], projection.base.weight[32:64])  # the K rows the attention reads
+    assert not torch.equal(projection.weight[:32], projection.base.weight[:32])
+    bottlenecked = apply_adapters(copy.deepcopy(model), "adapter", reduction_factor=4)
+    widths = [m.down.in_features for m in bottlenecked.modules() if type(m).__name__ == "Bottleneck"]
+    assert widths == [32, 64]
+    assert count_trainable(bottlenecked)[0] == sum(w * (w // 4) * 2 + w // 4 + w for w in widths)
+    with pytest.raises(ConfigError, match="'dropout' = 0.1 is not allowed: 0 for ShiftedWindowAttention3d"):
+        apply_adapters(model, "lora", dropout=0.1)
+    assert not any(isinstance(m, AdaptedProjection) for m in model.modules())  # refused before it was touched

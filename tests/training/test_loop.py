@@ -167,3 +167,11 @@ def test_micro_batches_accumulate_to_the_whole_batch_gradient(tmp_path):
     for a, b in zip(whole.parameters(), accumulated.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-5)
     assert len(StepBatches(40, 8, 0, 10, micro_batch_size=3)) == 30
+
+
+def test_a_dataset_that_takes_the_epoch_gets_index_epoch_pairs_that_resume_alike():
+    whole = list(StepBatches(10, 4, seed=3, steps=7, with_epoch=True))  # 3 steps per epoch: 4, 4, 2
+    assert whole[0][0][1] == 0 and whole[3][0][1] == 1 and whole[6][0][1] == 2
+    assert sorted(i for i, _ in sum(whole[:3], [])) == list(range(10))  # every example once in epoch 0
+    assert list(StepBatches(10, 4, seed=3, steps=7, start=4, with_epoch=True)) == whole[4:]
+    assert [[i for i, _ in b] for b in whole] == list(StepBatches(10, 4, seed=3, steps=7))
