@@ -258,3 +258,180 @@ def write_hmdb51(root: Path, classes: int = 3, per_class: int = 2, frames: int =
             split_file.parent.mkdir(parents=True, exist_ok=True)
             split_file.write_text("".join(lines))
     return root
+
+
+# The 10 human answers of VQA fixture question i (cycled): spellings that the official normalisation merges.
+VQA_HUMAN_ANSWERS = (
+    ["two", "2", "2", "2", "red", "Red", "red.", "a dog", "the dog", "dogs"],
+    ["yes"] * 10,
+    ["no"] * 7 + ["yes"] * 3,
+)
+
+
+def _json_lines(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def _vqa(root: Path, split: str, n: int) -> None:
+    year = {"train": "train2014", "val": "val2014"}[split]
+    questions, annotations = [], []
+    for i in range(n):
+        image_id = 9 + 100 * i  # 9, 109, ...: keys coco_9, coco_109 (never zero-padded)
+        question_id = image_id * 1000 + i
+        answers = VQA_HUMAN_ANSWERS[i % len(VQA_HUMAN_ANSWERS)]
+        questions.append(
+            {"image_id": image_id, "question": f"What is in image {image_id}?", "question_id": question_id}
+        )
+        annotations.append(
+            {
+                "question_id": question_id,
+                "image_id": image_id,
+                "answers": [
+                    {"answer": a, "answer_confidence": "yes", "answer_id": k + 1} for k, a in enumerate(answers)
+                ],
+                "multiple_choice_answer": max(set(answers), key=answers.count),
+                "answer_type": "other",
+                "question_type": "what is",
+            }
+        )
+    header = {"info": {}, "license": {}, "data_subtype": year, "data_type": "mscoco"}
+    (root / f"v2_OpenEnded_mscoco_{year}_questions.json").write_text(
+        json.dumps({**header, "task_type": "Open-Ended", "questions": questions})
+    )
+    (root / f"v2_mscoco_{year}_annotations.json").write_text(json.dumps({**header, "annotations": annotations}))
+
+
+def _gqa(root: Path, split: str, n: int) -> None:
+    questions = {
+        f"0{2930152 + i}": {  # GQA's ids are strings, some with a leading zero
+            "imageId": f"n{161313 + i}" if i % 2 else str(2354786 + i),
+            "question": f"Is object {i} on the left?",
+            "answer": ("yes", "left", "red", "no")[i % 4],
+            "fullAnswer": f"Object {i} is as asked.",
+            "isBalanced": True,
+        }
+        for i in range(n)
+    }
+    (root / f"{split}_balanced_questions.json").write_text(json.dumps(questions))
+
+
+def _nlvr2(root: Path, split: str, n: int) -> None:
+    records = [
+        {
+            "identifier": f"{split}-{850 + i}-{i % 2}-{i % 3}",
+            "sentence": f"The left image contains {i + 1} dogs.",
+            "label": "True" if i % 2 == 0 else "False",
+            "writer": "103",
+            "synset": "dog",
+            "query": "dogs 1",
+        }
+        for i in range(n)
+    ]
+    _json_lines(root / f"{split}.json", records)
+
+
+KARPATHY_FIXTURE_IDS = {"train": 1000, "val": 2000, "test": 3000}  # cocoid of image i of each split: base + i
+
+
+def _karpathy(root: Path, split: str, n: int) -> None:
+    images = []
+    for group, base in KARPATHY_FIXTURE_IDS.items():
+        for i in range(n):
+            label = ("train", "restval")[i % 2] if group == "train" else group
+            folder = "train2014" if label == "train" else "val2014"
+            sentences = [
+                {"raw": f"A photo {i} of the {group} split, caption {k}. ", "tokens": ["a", "photo"], "sentid": k}
+                for k in range(2 + i % 3)
+            ]
+            images.append(
+                {
+                    "filepath": folder,
+                    "filename": f"COCO_{folder}_{base + i:012d}.jpg",
+                    "cocoid": base + i,
+                    "split": label,
+                    "sentences": sentences,
+                    "imgid": len(images),
+                }
+            )
+    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+
+
+def tv_video_name(i: int) -> str:
+    return f"castle_s01e{i + 1:02d}_seg02_clip_{i:02d}"
+
+
+def _video_qa(root: Path, task: str, split: str, n: int) -> None:
+    choices = {"tvqa": 5, "how2qa": 4}[task]
+    records = []
+    for i in range(n):
+        record = {
+            "qid": 100 + i if task == "tvqa" else f"how2qa_{i}",  # integer and string ids both occur
+            "q": f"What does person {i} hold?",
+            **{f"a{k}": f"answer {k} of question {i}" for k in range(choices)},
+            "answer_idx": i % choices,
+            "vid_name": tv_video_name(i) if task == "tvqa" else f"HcQeXd0Hc_{i}_60_120",
+            "ts": "NaN-NaN" if i == n - 1 else f"{10.5 + i}-{20.25 + i}",  # the last one's moment unknown
+        }
+        if task == "tvqa":
+            record["show_name"] = "Castle"
+        if split == "test_public":
+            del record["answer_idx"]
+        records.append(record)
+    _json_lines(root / f"{task}_{split}_release.jsonl", records)
+
+
+def _video_captions(root: Path, task: str, split: str, n: int) -> None:
+    records = []
+    for i in range(n):
+        name = tv_video_name(i) if task == "tvc" else f"yc2_video_{i:03d}"
+        descs = [{"desc": f"Person {i} does step {k}. "} for k in range(2)]
+        if task == "tvc":
+            descs = [{**desc, "type": "v", "desc_id": 70000 + 2 * i + k} for k, desc in enumerate(descs)]
+        ts = [10.5 + i, 20.25 + i]
+        records.append({"vid_name": name, "clip_id": 5000 + i, "ts": ts, "duration": 90.0, "descs": descs})
+    _json_lines(root / f"{task}_{split}_release.jsonl", records)
+    if task == "tvc":  # subtitles of every clip's video but the last: lines before, inside and after its moment
+        subtitles = [
+            {
+                "vid_name": tv_video_name(i),
+                "sub": [
+                    {"start": 0.0, "end": 2.0, "text": "Before."},
+                    {"start": 11.0 + i, "end": 13.0 + i, "text": f" Inside {i}. "},
+                    {"start": 19.0 + i, "end": 25.0 + i, "text": "Across the end."},
+                    {"start": 30.0 + i, "end": 31.0 + i, "text": "After."},
+                ],
+            }
+            for i in range(n - 1)
+        ]
+        _json_lines(root / "tvqa_subtitles.jsonl", subtitles)
+
+
+def write_vl_annotations(root: Path, task: str, split: str = "train", n: int = 4) -> Path:
+    """`root`, holding `n` examples of one split of a vision-language task in its release's layout
+    (`common.data.vision_language`): VQA question i is about image 9 + 100 i with the 10 answers
+    VQA_HUMAN_ANSWERS[i mod 3]; GQA's ids are "0<2930152 + i>"; NLVR2's labels alternate True / False; the Karpathy
+    file (written whole whatever `split`) has n images per split, cocoid KARPATHY_FIXTURE_IDS[split] + i, the train
+    ones alternately "train" and "restval", 2 + (i mod 3) captions each; TVQA / How2QA's answer_idx is i mod the
+    choices (absent in test_public), the last question's ts "NaN-NaN"; TVC / YC2C clip i has clip_id 5000 + i, ts
+    [10.5 + i, 20.25 + i] and 2 descs; for TVC, `tvqa_subtitles.jsonl` has the videos of every clip but the last."""
+    root.mkdir(parents=True, exist_ok=True)
+    if task in ("tvqa", "how2qa"):
+        _video_qa(root, task, split, n)
+    elif task in ("tvc", "yc2c"):
+        _video_captions(root, task, split, n)
+    else:
+        {"vqa": _vqa, "gqa": _gqa, "nlvr2": _nlvr2, "caption": _karpathy}[task](root, split, n)
+    return root
+
+
+def write_tiny_clip(path: Path) -> Path:
+    """A randomly initialised CLIP vision tower (hidden 32, 2 layers, 2 heads, patch 8, image 32: a 4 x 4 grid) and
+    its CLIPImageProcessor (short side 32, crop 32), saved as a local HF model folder."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    config = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=8, image_size=32
+    )
+    CLIPVisionModel(config).save_pretrained(path)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    return path

@@ -25,6 +25,7 @@ INPUT_FIELD = {
     "hyra.commonsense": "data_root",
     "replora.text_classification": "train_csv",
     "replora.video": "data_root",
+    "replora.vision_language": "annotations_dir",
 }
 
 

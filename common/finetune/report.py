@@ -36,6 +36,8 @@ DATASET_NAMES = {
     "dsprites_loc": "dSpr-Loc", "dsprites_ori": "dSpr-Ori", "smallnorb_azi": "sNORB-Azim", "smallnorb_ele": "sNORB-Ele",
     "cub": "CUB-200-2011", "nabirds": "NABirds", "oxford_flowers": "Oxford Flowers", "stanford_dogs": "Stanford Dogs",
     "stanford_cars": "Stanford Cars", "ssv2": "SSv2", "hmdb51": "HMDB51",
+    "vqa": "VQAv2", "gqa": "GQA", "nlvr2": "NLVR2", "caption": "COCO Caption", "tvqa": "TVQA", "how2qa": "How2QA",
+    "tvc": "TVC", "yc2c": "YC2C",
     **TASKS,
 }  # fmt: skip
 # our method keys -> the papers' row names
@@ -119,6 +121,7 @@ class PaperTable:
     model_contains: str = ""  # our runs' model name must contain this (e.g. "7b")
     targets: str = ""  # our runs' adapter targets must be these (e.g. "q,v,up,down"); empty: any
     metric: str = "acc"  # the paper CSV's metric of the accuracy cells (the video tables: Acc@1, beside PPT)
+    ppt: bool = True  # compute our PPT (Sec. 6's formula, with the Video Swin constant): False where it does not apply
 
 
 def paper_table(ours: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
@@ -166,11 +169,14 @@ def paper_table(ours: pd.DataFrame, table: PaperTable) -> pd.DataFrame:
                 "paper": printed_value,
                 "ours": ours_text,
                 "ours_trainable_pct": share,
-                "ours_ppt": np.nan if np.isnan(value) or np.isnan(params) else ppt(value, params),
+                "ours_ppt": np.nan if not table.ppt or np.isnan(value) or np.isnan(params) else ppt(value, params),
             }
             if len(printed_ppt):  # the tables that print PPT: it beside ours
                 cell = printed_ppt[(printed_ppt["method"] == paper_method) & (printed_ppt["dataset"] == name)]
                 row["paper_ppt"] = cell["value"].iloc[0] if len(cell) else ""
+            if "params_pct" in printed:  # the tables that print the trainable share (%)
+                shares = printed[printed["dataset"] == name]["params_pct"]
+                row["paper_params_pct"] = shares.iloc[0] if len(shares) else ""
             if "params_M" in printed:  # the tables that print parameters in millions: them beside ours
                 printed_params = printed[printed["dataset"] == name]["params_M"]
                 row["paper_params_m"] = printed_params.iloc[0] if len(printed_params) else ""

@@ -62,9 +62,10 @@ def test_every_method_trains_evaluates_on_several_views_and_fills_the_tables(tmp
     assert counts.loc["LoRA", "ours_adapters_m"] == pytest.approx(0.385, abs=1e-3)  # 32 x sum of block widths
 
 
-def test_a_crashed_run_resumes_to_the_same_numbers_and_hmdb51_reads_its_split(tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", METHODS)
+def test_a_crashed_run_resumes_to_the_same_numbers_and_hmdb51_reads_its_split(tmp_path, monkeypatch, method):
     root = write_hmdb51(tmp_path / "hmdb51", classes=3, per_class=3)
-    overrides = ["methods=[replora]", "split=2", "optimization.epochs=3", "checkpoint_every=2"]
+    overrides = [f"methods=[{method}]", "split=2", "optimization.epochs=3", "checkpoint_every=2"]
     reference = config(tmp_path, "hmdb51", root, *overrides, f"results_dir={tmp_path / 'a'}")
     video.Finetune.main(reference)
     (point,) = video.Finetune.sweep(reference)
