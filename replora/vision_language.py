@@ -2,16 +2,16 @@
 
     python -m common.data.clip_features source=images media_dir=/data/coco/images out=/data/features/coco.h5
     python -m replora.vision_language --config replora/configs/vl_image.yaml annotations_dir=/data/vl \
-        features_path=/data/features/image_text.h5
+        features_paths=[/data/features/coco.h5,/data/features/gqa.h5,/data/features/nlvr2.h5]
 
 One multitask model per benchmark group (VL-Adapter's setup): `tasks` are trained together, the examples of all of
 them shuffled into each batch (each task in proportion to its training targets), and each is scored on its own
-evaluation split with its standard metric (`common.finetune.vl_metrics`): VQA accuracy, GQA and NLVR2 accuracy,
-TVQA / How2QA multiple-choice accuracy, CIDEr for COCO captions, TVC and YC2C. The sweep is methods x seeds x
-learning rates x weight decays. Each point builds VL-BART (`replora.vl_bart`: BART-base from transformers, a hub name
-or a local folder, whose encoder reads "<task prefix>: <text>" and the projected CLIP features of the example's
-images or video from the HDF5 feature store, `common.data.features`), adapts its attention projections in the
-encoder and the decoder (self- and cross-attention) with `method` through the shared injector (the new visual
+evaluation split with its standard metric (`common.finetune.vl_metrics`): VQA accuracy, GQA and NLVR2 accuracy, TVQA
+/ How2QA multiple-choice accuracy, CIDEr for COCO captions, TVC and YC2C. The sweep is methods x seeds x learning
+rates x weight decays. Each point builds VL-BART (`replora.vl_bart`: BART-base from transformers, a hub name or a
+local folder, whose encoder reads "<task prefix>: <text>" and the projected CLIP features of the example's images or
+video from the HDF5 feature stores, `common.data.features`: one per extraction), adapts its attention projections in
+the encoder and the decoder (self- and cross-attention) with `method` through the shared injector (the new visual
 embedding always trains), trains with Table 9's recipe (rank 128, alpha 128, AdamW, linear decay after a warm-up of
 10 % of the steps; image-text LR 1e-3, batch 300, 20 epochs; video-text LR 3e-4, batch 40, 7 epochs) and reports
 each task's score and their average.
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from common.config import ConfigError
-from common.data.features import FeatureStore, check_media
+from common.data.features import FeatureStores, check_media
 from common.data.vision_language import IMAGE_TASKS, TASKS, VIDEO_TASKS, Example, read_task, split_names
 from common.experiment import Experiment, register
 from common.finetune import vl_metrics
@@ -68,7 +68,7 @@ class Config(Monitoring):
     results_dir: str = "results"  # runs in results/vision_language/<hash>, where replora.tables looks
     tasks: list[str] = field(default_factory=lambda: list(IMAGE_TASKS))  # one multitask model over these
     annotations_dir: str = ""  # <annotations_dir>/<task>/: each task's official annotation files
-    features_path: str = ""  # the HDF5 feature store holding every media key of the tasks' splits
+    features_paths: list[str] = field(default_factory=list)  # HDF5 feature stores holding every media key, together
     train_splits: dict[str, Any] = field(default_factory=dict)  # task -> split; missing tasks: TRAIN_SPLITS
     eval_splits: dict[str, Any] = field(default_factory=dict)  # task -> split; missing tasks: EVAL_SPLITS
     model: str = "facebook/bart-base"  # a transformers BART: hub name or local folder (with its tokenizer)
@@ -132,12 +132,12 @@ class TaskData:
     eval: list[Example]
 
 
-def load_data(cfg: Config) -> tuple[dict[str, TaskData], FeatureStore]:
+def load_data(cfg: Config) -> tuple[dict[str, TaskData], FeatureStores]:
     """Every task's training and evaluation examples and the feature store, every media key checked present."""
     if not cfg.annotations_dir:
         raise ConfigError.invalid("annotations_dir", "", "the folder holding <task>/ annotation files")
-    if not cfg.features_path:
-        raise ConfigError.invalid("features_path", "", "the HDF5 feature store (python -m common.data.clip_features)")
+    if not cfg.features_paths:
+        raise ConfigError.invalid("features_paths", [], "HDF5 feature stores (python -m common.data.clip_features)")
     data = {
         task: TaskData(
             read_task(task, Path(cfg.annotations_dir) / task, cfg.split(task, True)),
@@ -145,8 +145,8 @@ def load_data(cfg: Config) -> tuple[dict[str, TaskData], FeatureStore]:
         )
         for task in cfg.tasks
     }
-    store = FeatureStore(cfg.features_path)
-    check_media([e for d in data.values() for e in (*d.train, *d.eval)], store)
+    store = FeatureStores(cfg.features_paths)
+    check_media([e for d in data.values() for e in (*d.train, *d.eval)], store, "features_paths")
     return data, store
 
 
@@ -181,7 +181,7 @@ class TrainItems(torch.utils.data.Dataset):
 class Collate:
     """Builds a `VLBatch`: tokenised inputs (and targets), every media item's features with its image index."""
 
-    def __init__(self, tokenizer, store: FeatureStore, max_text: int, max_target: int) -> None:
+    def __init__(self, tokenizer, store: FeatureStores, max_text: int, max_target: int) -> None:
         self.tokenizer, self.store, self.max_text, self.max_target = tokenizer, store, max_text, max_target
 
     def targets(self, texts: list[str]) -> torch.Tensor:
@@ -287,7 +287,7 @@ class VisionLanguage(Experiment):
         record = super().record(cfg, point)
         record.update(
             annotations_dir=str(Path(cfg.annotations_dir).absolute()),
-            features_path=str(Path(cfg.features_path).absolute()),
+            features_paths=[str(Path(p).absolute()) for p in cfg.features_paths],
             train_splits={t: cfg.split(t, True) for t in cfg.tasks},
             eval_splits={t: cfg.split(t, False) for t in cfg.tasks},
             adaptation=cfg.adaptation.record(point.method),

@@ -91,6 +91,40 @@ class FeatureStore:
         return {**self.__dict__, "_file": None, "_pid": None}
 
 
+class FeatureStores:
+    """Several feature stores read as one (an extraction per source: COCO, GQA and NLVR2 images; each video set): a key
+    is read from the store that holds it. Stores of different widths, or a key in two of them, are errors."""
+
+    def __init__(self, paths: Sequence[str | Path], field: str = "features_paths") -> None:
+        if not paths:
+            raise ConfigError.invalid(field, list(paths), "one or more feature stores")
+        self.stores = [FeatureStore(p) for p in paths]
+        self.path = ", ".join(str(store.path) for store in self.stores)  # for messages
+        dims = {store.dim for store in self.stores}
+        if len(dims) > 1:
+            raise ConfigError.invalid(
+                field, [str(p) for p in paths], f"stores of one feature width, not {sorted(dims)}"
+            )
+        self.dim = dims.pop()
+        self._where: dict[str, FeatureStore] = {}
+        for store in self.stores:
+            for key in store.keys():
+                if key in self._where:
+                    raise ConfigError.invalid(field, [str(p) for p in paths], f"stores without a common key ({key!r})")
+                self._where[key] = store
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._where:
+            raise ConfigError(f"media key {key!r} is in none of the feature stores {self.path}")
+        return self._where[key][key]
+
+
 def write_store(path: str | Path, items: Iterable[tuple[str, np.ndarray]], attrs: dict | None = None) -> Path:
     """Write (media key, (N, D) array) items as a feature store at `path`, as float16, with the file attributes
     `attrs` and `dim` = D. The file appears only once complete: it is written to a temporary file in the same folder

@@ -8,16 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
 
 from common import runs
 from common.config import ConfigError, load_config
+from common.data import clip_features
 from common.data.features import write_store
 from common.data.vision_language import Example, read_task, vqa_soft_scores
 from common.finetune import vl_metrics
 from replora import tables, vision_language
-from tests.fixtures import byte_level_chars, write_vl_annotations
+from tests.fixtures import COLOURS, byte_level_chars, write_tiny_clip, write_video, write_vl_annotations
 
 GROUPS = {"image": ["vqa", "gqa", "nlvr2", "caption"], "video": ["tvqa", "how2qa", "tvc", "yc2c"]}
 METHODS = ["full", "lora", "replora", "replora_linear"]
@@ -46,9 +48,21 @@ def write_tiny_bart(path):
     return path
 
 
+def write_media(folder, prefix, stems, video):
+    """A tiny image (or video) per media key, named as the extraction command reads it back."""
+    folder.mkdir(parents=True)
+    for i, stem in enumerate(stems):
+        if video:
+            write_video(folder / f"{stem}.avi", label=i, frames=6, size=16)
+        else:
+            name = f"COCO_train2014_{int(stem):012d}" if prefix == "coco_" else stem
+            Image.new("RGB", (40, 32), COLOURS[i % len(COLOURS)]).save(folder / f"{name}.png")
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Annotations of both groups (train and evaluation splits), one feature store, the tiny BART."""
+    """Annotations of both groups (train and evaluation splits); feature stores written by the extraction command
+    with a tiny random CLIP from tiny images and videos, one per source; the tiny BART."""
     root = tmp_path_factory.mktemp("vl")
     keys = set()
     for task in GROUPS["image"] + GROUPS["video"]:
@@ -56,18 +70,26 @@ def inputs(tmp_path_factory):
             split = (vision_language.TRAIN_SPLITS if train else vision_language.EVAL_SPLITS)[task]
             write_vl_annotations(root / "annotations" / task, task, split, n=4)
             keys |= {key for e in read_task(task, root / "annotations" / task, split) for key in e.media}
-    generator = np.random.default_rng(0)
-    rows = {key: 3 if key.startswith(("tvqa", "how2qa", "tvc", "yc2c")) else 4 for key in keys}  # frames / cells
-    write_store(root / "features.h5", ((k, generator.normal(size=(n, DIM))) for k, n in sorted(rows.items())))
-    return root, write_tiny_bart(root / "bart")
+    clip = write_tiny_clip(root / "clip")
+    stores = []
+    for prefix in sorted({key.split("_", 1)[0] + "_" for key in keys}):
+        video = prefix in ("tvqa_", "how2qa_", "tvc_", "yc2c_")
+        stems = sorted(key[len(prefix) :] for key in keys if key.startswith(prefix))
+        write_media(root / "media" / prefix, prefix, stems, video)
+        stores.append(root / "features" / f"{prefix[:-1]}.h5")
+        clip_features.main(clip_features.ClipFeaturesConfig(
+            source="video" if video else "images", media_dir=str(root / "media" / prefix), out=str(stores[-1]),
+            model=str(clip), prefix=prefix, frames=3, batch_size=8, device="cpu",
+        ))  # fmt: skip
+    return root, write_tiny_bart(root / "bart"), stores
 
 
 def config(inputs, tmp_path, group, *overrides):
-    root, bart = inputs
+    root, bart, stores = inputs
     return load_config(
         vision_language.Config, None,
         [f"results_dir={tmp_path / 'results'}", f"tasks=[{','.join(GROUPS[group])}]",
-         f"annotations_dir={root / 'annotations'}", f"features_path={root / 'features.h5'}", f"model={bart}",
+         f"annotations_dir={root / 'annotations'}", f"features_paths=[{','.join(map(str, stores))}]", f"model={bart}",
          "adaptation.rank=4", "adaptation.alpha=4", "optimization.epochs=2", "optimization.batch_size=8",
          "max_target_tokens=8", "caption_beams=2", "num_workers=0", "eval_batch_size=4", "progress=false",
          "learning_rates=[0.01]", *overrides],
@@ -150,12 +172,14 @@ def test_bad_input_is_named_before_any_work(inputs, tmp_path):
         config(inputs, tmp_path, "image", "eval_splits={vqa: test}")
     with pytest.raises(ConfigError, match="'warmup_ratio' = 1.5"):
         config(inputs, tmp_path, "image", "warmup_ratio=1.5")
-    root, _ = inputs
+    root, _, stores = inputs
     store = tmp_path / "partial.h5"
     write_store(store, [("coco_9", np.zeros((4, DIM)))])
-    cfg = config(inputs, tmp_path, "image", f"features_path={store}")
-    with pytest.raises(ConfigError, match="missing|not in"):
+    cfg = config(inputs, tmp_path, "image", f"features_paths=[{store}]")
+    with pytest.raises(ConfigError, match="'features_paths'.*keys are missing"):
         vision_language.VisionLanguage.main(cfg)
+    with pytest.raises(ConfigError, match="one feature width"):  # the tiny CLIP's 32-d against 8-d
+        vision_language.VisionLanguage.main(config(inputs, tmp_path, "image", f"features_paths=[{store},{stores[0]}]"))
     with pytest.raises(ConfigError, match="'model' = '/nowhere'"):
         vision_language.load_model(config(inputs, tmp_path, "image", "model=/nowhere"), DIM)
     assert not (tmp_path / "results").exists()
