@@ -107,19 +107,23 @@ def video_parameters() -> pd.DataFrame:
 
 
 def vision_language_parameters() -> pd.DataFrame:
-    """Table 5's "#Params (%)" beside ours on VL-BART's real shapes (BART-base, rank 128 on Q and V, the visual
-    embedding trained): for VL-Adapter's CLIP ResNet-101 grid features (2048-d) and ViT-B/32's (768-d)."""
-    printed = pd.read_csv(PAPER / "table05_image_text_vlbart.csv").drop_duplicates("method")
-    printed = printed.set_index("method")["params_pct"]
+    """Tables 5's and 6's "#Params (%)" beside ours on VL-BART's real shapes (BART-base, rank 128 on Q and V, the
+    visual embedding trained), for CLIP features of 2048 (VL-Adapter's ResNet-101 grids), 768 (ViT-B/32's grid, our
+    extraction's default) and 512 dimensions (CLIP's joint embedding)."""
     names = {"full": "FT", "lora": "LoRA", "replora": "RepLoRA", "replora_linear": "RepLoRA (Linear)"}
+    printed = {
+        table: pd.read_csv(PAPER / f"{csv}.csv").drop_duplicates("method").set_index("method")["params_pct"]
+        for table, csv in (("t5", "table05_image_text_vlbart"), ("t6", "table06_video_text_vlbart"))
+    }
     adaptation = Adaptation(targets=["q", "v"], rank=128, alpha=128)
     rows = {}
-    for dim in (2048, 768):
+    for dim in (2048, 768, 512):
         for row in vision_language.parameter_shares(list(names), adaptation, dim):
             name = names[row["method"]]
-            entry = rows.setdefault(name, {"method": name, "paper_params_pct": printed.get(name)})
-            entry[f"ours_pct_{dim}d_features"] = row["trainable_pct"]
-            entry[f"ours_params_m_{dim}d_features"] = row["trainable_params"] / 1e6
+            entry = rows.setdefault(
+                name, {"method": name, **{f"paper_{t}_pct": p.get(name) for t, p in printed.items()}}
+            )
+            entry[f"ours_pct_{dim}d"] = row["trainable_pct"]
     return pd.DataFrame(rows.values())
 
 
