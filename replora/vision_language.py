@@ -41,6 +41,7 @@ from common.data.vision_language import IMAGE_TASKS, TASKS, VIDEO_TASKS, Example
 from common.experiment import Experiment, register
 from common.finetune import vl_metrics
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.finetune.selection import GridPoint, check_grid, grid_points
 from common.training.loop import Optimization, fit
 from common.training.monitor import Monitoring
 from common.training.sweeps import autocast, check_device
@@ -107,9 +108,7 @@ class Config(Monitoring):
         for name in ("max_text_tokens", "max_target_tokens", "caption_beams"):
             if getattr(self, name) < 1:
                 raise ConfigError.invalid(name, getattr(self, name), "a positive integer")
-        for name in ("seeds", "learning_rates", "weight_decays"):
-            if not getattr(self, name):
-                raise ConfigError.invalid(name, getattr(self, name), "at least one value")
+        check_grid(self.learning_rates, self.weight_decays, self.seeds)
         check_device(self.device)
 
     def split(self, task: str, train: bool) -> str:
@@ -118,12 +117,7 @@ class Config(Monitoring):
         ]
 
 
-@dataclass(frozen=True)
-class Point:
-    method: str
-    seed: int
-    learning_rate: float
-    weight_decay: float
+Point = GridPoint  # method, seed, learning_rate, weight_decay
 
 
 @dataclass
@@ -274,13 +268,7 @@ class VisionLanguage(Experiment):
 
     @classmethod
     def sweep(cls, cfg: Config) -> list[Point]:
-        return [
-            Point(method, seed, lr, wd)
-            for lr in cfg.learning_rates
-            for wd in cfg.weight_decays
-            for seed in cfg.seeds
-            for method in cfg.methods
-        ]
+        return grid_points(cfg)
 
     @classmethod
     def record(cls, cfg: Config, point: Point) -> dict:

@@ -6,6 +6,7 @@
 """
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -435,3 +436,15 @@ def write_tiny_clip(path: Path) -> Path:
     CLIPVisionModel(config).save_pretrained(path)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
     return path
+
+
+def apply_edits(root: Path, edits: dict) -> None:
+    """Break a fixture for a bad-input test: each relative path gets its new text, or is removed (None)."""
+    for relative, text in edits.items():
+        path = root / relative
+        if text is not None:
+            path.write_text(text)
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()

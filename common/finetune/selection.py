@@ -14,6 +14,7 @@ first is done).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -40,7 +41,31 @@ class GridAt:
             raise ConfigError.invalid("grid_at.seeds", self.seeds, "at least one seed")
 
 
-def check_grid(learning_rates: list[float], weight_decays: list[float]) -> None:
+@dataclass(frozen=True)
+class GridPoint:
+    """One fine-tuning run: a method at one learning rate and weight decay of the grid, from one seed (the sweep
+    point of the entry points whose sweep is just that: video, vision-language)."""
+
+    method: str
+    seed: int
+    learning_rate: float
+    weight_decay: float
+
+
+def grid_points(cfg: Any) -> list[GridPoint]:
+    """Every method x seed x learning rate x weight decay of ``cfg``, the methods of one grid point together."""
+    return [
+        GridPoint(method, seed, lr, wd)
+        for lr in cfg.learning_rates
+        for wd in cfg.weight_decays
+        for seed in cfg.seeds
+        for method in cfg.methods
+    ]
+
+
+def check_grid(learning_rates: list[float], weight_decays: list[float], seeds: list[int] | None = None) -> None:
+    if seeds is not None and not seeds:
+        raise ConfigError.invalid("seeds", seeds, "at least one seed")
     if not learning_rates or any(not lr > 0 for lr in learning_rates):
         raise ConfigError.invalid("learning_rates", learning_rates, "one or more learning rates > 0")
     if not weight_decays or any(wd < 0 for wd in weight_decays):

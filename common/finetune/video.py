@@ -37,6 +37,7 @@ from common.config import ConfigError
 from common.data.video import DATASETS, ClipConfig, VideoClips, read_split
 from common.experiment import Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.finetune.selection import GridPoint, check_grid, grid_points
 from common.training.loop import Optimization, fit, predictions, total_steps
 from common.training.monitor import Monitoring
 from common.training.sweeps import autocast, check_device, classification_results
@@ -100,13 +101,7 @@ class Config(Monitoring):
                 raise ConfigError.invalid("methods", self.methods, NOT_IMPLEMENTED[self.adaptation.resolve(method)[0]])
         if self.adaptation.dropout:
             raise ConfigError.invalid("adaptation.dropout", self.adaptation.dropout, "0 for Video Swin (Table 7: 0)")
-        for name in ("seeds", "learning_rates", "weight_decays"):
-            if not getattr(self, name):
-                raise ConfigError.invalid(name, getattr(self, name), "at least one value")
-        if any(lr <= 0 for lr in self.learning_rates) or any(wd < 0 for wd in self.weight_decays):
-            raise ConfigError.invalid(
-                "learning_rates/weight_decays", [self.learning_rates, self.weight_decays], "lr > 0, wd >= 0"
-            )
+        check_grid(self.learning_rates, self.weight_decays, self.seeds)
         check_device(self.device)
 
     def splits(self) -> tuple[str, str]:
@@ -115,12 +110,7 @@ class Config(Monitoring):
         return train.format(k=self.split), test.format(k=self.split)
 
 
-@dataclass(frozen=True)
-class Point:
-    method: str
-    seed: int
-    learning_rate: float
-    weight_decay: float
+Point = GridPoint  # method, seed, learning_rate, weight_decay
 
 
 def schedule(cfg: Config, point: Point) -> Optimization:
@@ -194,13 +184,7 @@ class Finetune(Experiment):
 
     @classmethod
     def sweep(cls, cfg: Config) -> list[Point]:
-        return [
-            Point(method, seed, lr, wd)
-            for lr in cfg.learning_rates
-            for wd in cfg.weight_decays
-            for seed in cfg.seeds
-            for method in cfg.methods
-        ]
+        return grid_points(cfg)
 
     @classmethod
     def record(cls, cfg: Config, point: Point) -> dict:

@@ -21,7 +21,7 @@ from common.data.video import (
     read_split,
     split_names,
 )
-from tests.fixtures import COLOURS, GREY_TOP, HMDB51_CLASSES, write_hmdb51, write_ssv2, write_video
+from tests.fixtures import COLOURS, GREY_TOP, HMDB51_CLASSES, apply_edits, write_hmdb51, write_ssv2, write_video
 
 FRAMES = 8  # frames of every fixture video
 SIZE, WIDTH = 32, 48  # height and width of fixture frames: the left half class colour, the right half grey
@@ -356,14 +356,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("dataset", "split", "edits", "message"), BAD_INPUT)
 def test_bad_input_is_a_config_error_before_any_video_is_opened(data_root, monkeypatch, dataset, split, edits, message):
-    for relative, text in edits.items():
-        path = data_root / relative
-        if text is not None:
-            path.write_text(text)
-        elif path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    apply_edits(data_root, edits)
 
     def refuse_to_open(*args, **kwargs):
         raise AssertionError("a video was opened before the split was checked")

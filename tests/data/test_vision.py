@@ -2,7 +2,6 @@
 
 import json
 import pickle
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from common.data.vision import (
     subsample_per_class,
     vtab_dataset,
 )
+from tests.fixtures import apply_edits
 
 COLOURS = {0: (255, 255, 255), 1: (255, 0, 0), 2: (0, 0, 255)}  # class -> solid colour of its images
 IMAGES_PER_CLASS = 2
@@ -271,14 +271,7 @@ BAD_INPUT = [
 def test_bad_input_is_a_config_error_before_any_image_is_opened(
     data_root, monkeypatch, reader, name, split, edits, message
 ):
-    for relative, text in edits.items():
-        path = data_root / relative
-        if text is not None:
-            path.write_text(text)
-        elif path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    apply_edits(data_root, edits)
 
     def refuse_to_open(*args, **kwargs):
         raise AssertionError("an image was opened before the split was checked")
