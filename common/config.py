@@ -173,6 +173,18 @@ def config_to_dict(cfg: Any) -> Any:
     return cfg
 
 
+def flatten(values: Mapping, separator: str = ".", prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level: {"a": {"b": 1}} -> {"a.b": 1} (leaves as they are; empty mappings vanish)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= flatten(value, separator, f"{name}{separator}")
+        else:
+            out[name] = value
+    return out
+
+
 def config_hash(cfg: Any) -> str:
     """12 hex characters of the sha256 of the config's canonical JSON (sorted keys)."""
     canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))

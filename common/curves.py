@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from common.config import ConfigError, cli_config
+from common.config import ConfigError, cli_config, flatten
 from common.plotting import save_figure, use_house_style
 from common.runs import LOG_FILE, read_run
 
@@ -61,16 +61,6 @@ class Run:
     log: pd.DataFrame
 
 
-def flatten(values: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out |= flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
-    return out
-
-
 def read_runs(patterns: list[str]) -> list[Run]:
     """The finished runs the patterns name, in sorted order; an error names a pattern that matches none."""
     paths: list[Path] = []
@@ -86,7 +76,8 @@ def read_runs(patterns: list[str]) -> list[Run]:
             raise ConfigError(f"run {path} has no {LOG_FILE}: not a training run, or not started")
         entries = [json.loads(line) for line in (path / LOG_FILE).read_text().splitlines() if line.strip()]
         run = read_run(path)
-        runs.append(Run(path, flatten(run["config"]), run.get("results") or {}, pd.DataFrame(entries)))
+        record = {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(run["config"]).items()}
+        runs.append(Run(path, record, run.get("results") or {}, pd.DataFrame(entries)))
     return runs
 
 

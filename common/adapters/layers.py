@@ -131,13 +131,10 @@ class WeightAdaptedProjection(AdaptedProjection):
         weight = self.base.weight  # (out, in): torchvision's projections are Linear
         if self.merged:
             return weight
-        rows = []
+        delta = weight.new_zeros(weight.shape)
         for target, generator in zip(self.targets, self._generators, strict=True):
             B, A = generator.factors()[target.name]  # (out_t, r), (r, in)
-            rows.append((target.rows, (self.scaling * B.to(weight.dtype)) @ A.to(weight.dtype)))
-        delta = weight.new_zeros(weight.shape)
-        for row_slice, block in rows:
-            delta[row_slice] = block
+            delta[target.rows] = (self.scaling * B.to(weight.dtype)) @ A.to(weight.dtype)
         return weight + delta
 
     @property

@@ -39,6 +39,7 @@ from common.data.vision import (
 )
 from common.experiment import Experiment
 from common.finetune.methods import Adaptation, adapt, check_methods, trainable
+from common.finetune.selection import check_grid
 from common.training.loop import Optimization, fit, predictions, top1, total_steps
 from common.training.monitor import Monitoring
 from common.training.sweeps import check_device, classification_results
@@ -117,13 +118,7 @@ class Config(Monitoring):
             raise ConfigError.invalid("checkpoint_path", self.checkpoint_path, "an existing weights file")
         if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
             raise ConfigError.invalid("fractions", self.fractions, "fractions of every class in (0, 1]")
-        for name in ("seeds", "learning_rates", "weight_decays"):
-            if not getattr(self, name):
-                raise ConfigError.invalid(name, getattr(self, name), "at least one value")
-        if any(lr <= 0 for lr in self.learning_rates) or any(wd < 0 for wd in self.weight_decays):
-            raise ConfigError.invalid(
-                "learning_rates/weight_decays", [self.learning_rates, self.weight_decays], "lr > 0, wd >= 0"
-            )
+        check_grid(self.learning_rates, self.weight_decays, self.seeds)
         check_device(self.device)
 
     def task_names(self) -> list[str]:

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from common.config import ConfigError
+from common.config import ConfigError, flatten
 
 TRACKERS = ("tensorboard", "wandb", "none")
 TENSORBOARD_DIR = "tensorboard"
@@ -182,18 +182,9 @@ class WandbTracker(Tracker):
         self.run.finish()
 
 
-def flat_hparams(record: dict, prefix: str = "") -> dict[str, Any]:
+def flat_hparams(record: dict) -> dict[str, Any]:
     """A run record as TensorBoard hyper-parameters: nested keys dotted, lists and None as text."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out |= flat_hparams(value, f"{name}.")
-        elif isinstance(value, (bool, int, float, str)):
-            out[name] = value
-        else:
-            out[name] = json.dumps(value)
-    return out
+    return {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in flatten(record).items()}
 
 
 def open_tracker(kind: str, run_dir: str | Path, record: dict | None = None, resume_step: int | None = None):
@@ -279,11 +270,10 @@ class Monitor:
             self.tracker = None
 
 
-def _numbers(values: dict, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out |= _numbers(value, f"{prefix}{key}/")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-            out[f"{prefix}{key}"] = float(value)
-    return out
+def _numbers(values: dict) -> dict[str, float]:
+    """The numbers of nested ``values`` (keys joined by "/"), as floats; NaN and booleans left out."""
+    return {
+        k: float(v)
+        for k, v in flatten(values, "/").items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    }
